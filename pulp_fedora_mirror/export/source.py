@@ -1,0 +1,94 @@
+"""What the export core is given: one repository's tags, manifests and blobs.
+
+The Pulp task builds these from a repository version; ``fedora-mirror export`` builds them from
+an OCI image layout. Keeping the input this small is what lets the core run without Django.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class BlobSource:
+    """A blob and how to get its bytes.
+
+    ``path`` is a local file that may be hard-linked into the tree (Pulp's FileSystem storage,
+    an OCI layout); ``opener`` is used when there is no such file (other storage backends).
+    At least one must be given.
+    """
+
+    digest: str
+    size: int
+    path: str | None = None
+    opener: Callable[[], BinaryIO] | None = None
+
+
+@dataclass(frozen=True)
+class ManifestSource:
+    """A manifest exactly as stored (``body`` are the bytes whose sha256 is ``digest``)."""
+
+    digest: str
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class RepositorySource:
+    """One registry repository to export."""
+
+    name: str
+    tags: Mapping[str, str]
+    manifests: Sequence[ManifestSource]
+    blobs: Sequence[BlobSource]
+    protected: bool = False
+    #: Where it came from (a Pulp repository version href, an OCI layout path); informational.
+    source: str = ""
+    #: Pulp repository name or similar; goes to the metadata's ``repository`` key.
+    repository: str = ""
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """Where and how to export."""
+
+    root: str
+    metadata_dir: str
+    master_url: str
+    mirror_url: str | None = None
+    #: Name of the MirrorManager module; the file list is ``fullfiletimelist-<module>``.
+    module: str | None = None
+    #: Allow ``protected`` repositories into the (mirrored) tree; off by default (mirrors.md §7.8).
+    allow_protected: bool = False
+
+
+class Progress(Protocol):
+    """Progress sink. The Pulp task maps it to ProgressReports, the CLI to a bar or lines."""
+
+    def start(self, code: str, message: str, total: int | None) -> None: ...
+
+    def advance(self, code: str, n: int = 1) -> None: ...
+
+    def finish(self, code: str) -> None: ...
+
+
+@dataclass
+class ExportSummary:
+    """What an export did; stored on the Pulp export record and printed by the CLI."""
+
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+    manifests: int = 0
+    manifests_written: int = 0
+    blobs: int = 0
+    blobs_linked: int = 0
+    blobs_copied: int = 0
+    blobs_present: int = 0
+    bytes_written: int = 0
+    skipped_schema1: list[str] = field(default_factory=list)
+    metadata_path: str = ""
+    metadata_changed: bool = False
+    filelist_changed: bool = False
+    seconds: float = 0.0

@@ -1,0 +1,90 @@
+"""Where everything lives: the one place that computes tree paths and validates names.
+
+Shared by the exporter and crane_fedora (see ``docs/layout.md``). Pure functions, no I/O, no
+Django: a blob's path on the mirror is ``blob_path(digest)``, nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+#: Metadata files written by the exporter carry these markers (Pulp 2 used versions 1-4).
+METADATA_TYPE = "fedora-mirror"
+METADATA_VERSION = 5
+
+#: Only sha256 content is exported; the registry spec allows others, the tree does not.
+DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
+#: Any digest of the OCI grammar (used to tell "invalid" from "unsupported" in errors).
+ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+#: Repository name grammar of the OCI distribution spec.
+NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
+NAME_MAX = 255
+#: Tag grammar of the OCI distribution spec.
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+BLOBS_DIR = "blobs"
+MANIFESTS_DIR = "manifests"
+FILELIST_PREFIX = "fullfiletimelist-"
+#: Temp files are dot-files in the target directory; readers and the file list skip them.
+TEMP_PREFIX = "."
+
+
+class InvalidDigest(ValueError):
+    """A digest that is not ``sha256:`` followed by 64 lower-case hex characters."""
+
+
+def digest_hex(digest: str) -> str:
+    """Return the hex part of a sha256 digest, or raise :class:`InvalidDigest`."""
+    m = DIGEST_RE.match(digest)
+    if not m:
+        raise InvalidDigest(f"not a sha256 digest: {digest!r}")
+    return m.group(1)
+
+
+def _sharded(kind: str, digest: str) -> str:
+    hexpart = digest_hex(digest)
+    return f"{kind}/sha256/{hexpart[:2]}/{hexpart}"
+
+
+def blob_path(digest: str) -> str:
+    """Relative path (POSIX, no leading slash) of a blob in the mirror tree."""
+    return _sharded(BLOBS_DIR, digest)
+
+
+def manifest_path(digest: str) -> str:
+    """Relative path (POSIX, no leading slash) of a manifest body in the mirror tree."""
+    return _sharded(MANIFESTS_DIR, digest)
+
+
+def filelist_name(module: str) -> str:
+    """Name of the quick-fedora-mirror file list at the top of the tree."""
+    if not module or "/" in module or module.startswith("."):
+        raise ValueError(f"invalid module name: {module!r}")
+    return FILELIST_PREFIX + module
+
+
+def is_valid_name(name: str) -> bool:
+    """True if ``name`` is a repository name clients may use."""
+    return len(name) <= NAME_MAX and NAME_RE.match(name) is not None
+
+
+def is_valid_tag(tag: str) -> bool:
+    """True if ``tag`` matches the distribution spec's tag grammar."""
+    return TAG_RE.match(tag) is not None
+
+
+def metadata_relpath(name: str) -> str:
+    """Relative path of a repository's metadata file inside the metadata directory."""
+    if not is_valid_name(name):
+        raise ValueError(f"invalid repository name: {name!r}")
+    return str(PurePosixPath(*name.split("/"))) + ".json"
+
+
+def join_url(base: str, relpath: str) -> str:
+    """``base`` (ending in ``/``) + a path from this module; never leaves ``base``."""
+    if not base.endswith("/"):
+        base += "/"
+    if relpath.startswith("/") or ".." in relpath.split("/"):
+        raise ValueError(f"refusing to join {relpath!r}")
+    return base + relpath

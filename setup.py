@@ -1,0 +1,57 @@
+"""Packaging for pulp_fedora_mirror (export core, CLI, Pulp plugin) and crane_fedora.
+
+``pip install .`` gives the export core, the ``fedora-mirror`` CLI and crane_fedora with no Pulp
+or Django; ``pip install .[pulp]`` adds what the Pulp plugin needs.
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="pulp-fedora-mirror",
+    version="0.1.0",
+    description="Export Pulp container repositories to a mirror-friendly tree, served by crane_fedora",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="GPL-2.0-or-later",
+    python_requires=">=3.11",
+    packages=find_packages(include=["pulp_fedora_mirror", "pulp_fedora_mirror.*", "crane_fedora", "crane_fedora.*"]),
+    include_package_data=True,
+    package_data={"crane_fedora": ["*.conf"]},
+    install_requires=[
+        "Flask>=3.0,<4",
+        "requests>=2.28",
+    ],
+    extras_require={
+        "pulp": [
+            "pulpcore>=3.118,<3.130",
+            "pulp-container>=2.30,<2.31",
+        ],
+        "amqp": [
+            "python-qpid-proton>=0.37",
+            "pika>=1.2",
+        ],
+        "server": [
+            "gunicorn>=21",
+        ],
+        "test": [
+            "pytest>=8,<9",
+            "pytest-django",
+            "pytest-timeout",
+            "ruff",
+            "gunicorn>=21",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "fedora-mirror = pulp_fedora_mirror.cli:main",
+        ],
+        "pulpcore.plugin": [
+            "pulp_fedora_mirror = pulp_fedora_mirror:default_app_config",
+        ],
+    },
+    classifiers=[
+        "Framework :: Django",
+        "Framework :: Flask",
+        "Programming Language :: Python :: 3",
+    ],
+)
