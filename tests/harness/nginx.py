@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import ssl
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.service import Service
+from tests.harness.service import Service, ServiceError, log_tail
 from tests.harness.tls import TLSFiles
 
 
@@ -160,10 +162,27 @@ http {{
         finally:
             conn.close()
 
-    def reload(self) -> None:
-        """Re-read the config after changing ``extra_locations`` (SIGHUP to the master)."""
-        import signal
-
+    def reload(self, timeout: float = 10.0) -> None:
+        """Re-read the config after changing ``extra_locations`` (SIGHUP to the master), and wait
+        until the old worker has exited, so the next request sees the new config (a new worker
+        alone is not enough: the old one keeps accepting until it has shut down)."""
         self.prepare()
-        if self.proc is not None:
-            os.kill(self.proc.pid, signal.SIGHUP)
+        if self.proc is None:
+            return
+        log = self.state_dir / "error.log"
+        offset = log.stat().st_size if log.exists() else 0
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+        def reloaded() -> bool:
+            with open(log, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+            if "[emerg]" in text:
+                raise ServiceError(f"nginx reload failed:\n{text}")
+            return "start worker process" in text and "exited with code" in text
+
+        deadline = time.monotonic() + timeout
+        while not reloaded():
+            if time.monotonic() > deadline:
+                raise ServiceError(f"nginx did not reload within {timeout}s:\n{log_tail(log)}")
+            time.sleep(0.05)

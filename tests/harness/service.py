@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from tests.harness.ports import group_listens_on
+
 _RUNNING: weakref.WeakSet[Service] = weakref.WeakSet()
 
 
@@ -128,7 +130,7 @@ class Service:
                     f"{log_tail(self.log_path)}"
                 )
             with contextlib.suppress(Exception):
-                if self.ready():
+                if self.ready() and self._owns_port():
                     return
             if time.monotonic() > deadline:
                 self.stop()
@@ -137,6 +139,13 @@ class Service:
                     f"{log_tail(self.log_path)}"
                 )
             time.sleep(0.05)
+
+    def _owns_port(self) -> bool:
+        """For services with a ``port``: the listener must be ours, not a squatter's."""
+        port = getattr(self, "port", None)
+        if port is None or self.proc is None:
+            return True
+        return group_listens_on(self.proc.pid, port)
 
     @property
     def pid(self) -> int | None:
