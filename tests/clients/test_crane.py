@@ -123,3 +123,41 @@ def test_settled_blobs_come_from_the_mirror(
     fetched = blob_requests(crane.mirror.access_log_path)[mirror_before:]
     assert {p.rsplit("/", 1)[1] for p in fetched} == {d.split(":", 1)[1] for d in image.blob_digests}
     assert len(blob_requests(crane.master.access_log_path)) == master_before
+
+
+def test_fresh_blobs_go_to_the_master_while_the_mirror_lags(
+    state_dir: Path,
+    tls_ca: TLSFiles,
+    fixture_images: dict[str, FixtureImage],
+    containerd: Containerd,
+    tmp_path: Path,
+) -> None:
+    """Mirror-lag scenario: the mirror has no blobs yet, they were published just now and
+    ``settle_seconds`` is an hour, so crane must send every blob to the master."""
+    if CRANE_PATH is None and importlib.util.find_spec("crane_fedora") is None:
+        pytest.skip("crane_fedora is not importable (set HARNESS_CRANE_PYTHONPATH to a checkout)")
+    base = state_dir / "crane-lag"
+    stack = CraneStack(
+        base, base / "master", base / "metadata", tls=tls_ca, mirror_tree=base / "mirror",
+        settle_seconds=3600, pythonpath=CRANE_PATH,
+    )  # fmt: skip
+    write_tree(fixture_images, base / "mirror", blobs=False)  # manifests only: the mirror lags
+    write_tree(
+        fixture_images, base / "master", base / "metadata",
+        master_url=stack.master_url, mirror_url=stack.mirror_url,
+    )  # fmt: skip
+    image = fixture_images["multi-oci"]
+    with stack:
+        res = clients.skopeo_copy(
+            f"docker://{ref(stack, image, 'tag')}", f"dir:{tmp_path / 'd'}", src_cert_dir=tls_ca.cert_dir()
+        )
+        assert res.digest == image.digest
+        res = clients.ctr_pull(
+            containerd, ref(stack, image, "tag"), hosts_dir=tls_ca.hosts_dir(stack.crane_host)
+        )
+        assert res.digest == image.digest
+        assert stack.mirror is not None
+        assert blob_requests(stack.mirror.access_log_path) == []
+        assert {p.rsplit("/", 1)[1] for p in blob_requests(stack.master.access_log_path)} == {
+            d.split(":", 1)[1] for d in image.blob_digests
+        }
