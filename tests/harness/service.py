@@ -15,7 +15,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +22,8 @@ from typing import Self
 
 from tests.harness.ports import group_listens_on
 
-_RUNNING: weakref.WeakSet[Service] = weakref.WeakSet()
+#: Started and not yet stopped; strong references, so a forgotten service is still stopped at exit.
+_RUNNING: set[Service] = set()
 
 
 class ServiceError(RuntimeError):
