@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +45,19 @@ def _require(*binaries: str) -> None:
         pytest.skip(f"not installed: {', '.join(missing)} (run `make deps`)")
 
 
+def _sigterm_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Root of all harness state for this session (logs: ``<state_dir>/<service>/<name>.log``)."""
+    """Root of all harness state for this session (logs: ``<state_dir>/<service>/<name>.log``).
+
+    Also turns SIGTERM (a CI timeout, ``kill``) into KeyboardInterrupt so fixture teardown still
+    stops the daemons, which run in their own sessions and would otherwise outlive pytest.
+    """
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     fixed = os.environ.get("HARNESS_STATE_DIR")
     if fixed:
         p = Path(fixed).resolve()
