@@ -14,7 +14,9 @@ setup(
     long_description_content_type="text/markdown",
     license="GPL-2.0-or-later",
     python_requires=">=3.11",
-    packages=find_packages(include=["pulp_fedora_mirror", "pulp_fedora_mirror.*", "crane_fedora", "crane_fedora.*"]),
+    packages=find_packages(
+        include=["pulp_fedora_mirror", "pulp_fedora_mirror.*", "crane_fedora", "crane_fedora.*"]
+    ),
     include_package_data=True,
     package_data={"crane_fedora": ["*.conf"]},
     install_requires=[
