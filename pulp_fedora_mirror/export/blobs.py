@@ -15,6 +15,7 @@ import os
 import stat
 from typing import BinaryIO
 
+from . import testpoints
 from .atomic import FILE_MODE, removing_on_error, temp_path
 from .errors import ExportError
 from .source import BlobSource
@@ -102,5 +103,6 @@ def place_blob(src: BlobSource, dest: str, *, hardlink: bool = True) -> str:
             finally:
                 os.close(fd)
         _check(src, digest, size)
+        testpoints.reached(f"blob-temp {src.digest}")
         os.rename(tmp, dest)
     return how
