@@ -90,7 +90,7 @@ def test_metadata_document(env: Env) -> None:
         assert len(body) == m["size"]
     idx = doc["manifests"][d["index"]["digest"]]
     assert idx["mediaType"] == mediatypes.OCI_INDEX
-    att = [c for c in idx["manifests"] if c["digest"] == d["att"]["digest"]][0]
+    att = next(c for c in idx["manifests"] if c["digest"] == d["att"]["digest"])
     assert att["platform"] == {"architecture": "unknown", "os": "unknown"}
     assert att["annotations"]["vnd.docker.reference.type"] == "attestation-manifest"
     assert set(att) == {"digest", "mediaType", "size", "platform", "annotations"}
