@@ -118,7 +118,8 @@ def test_sigkill_then_rerun(env: Env, paused, kind: str, nth: int) -> None:
     meta_file = os.path.join(env.meta, "fedora", "busybox.json")
     assert os.path.exists(meta_file) == (kind in ("metadata", "filelist"))
     temps = [f for _d, _s, fs in os.walk(env.root) for f in fs if TEMP_RE.match(f)]
-    assert bool(temps) == (kind == "blob-temp")
+    # a verified blob waiting for its rename, or manifests written and flushed but not renamed yet
+    assert bool(temps) == (kind == "blob-temp" or (kind == "manifest" and nth < 9))
 
     r = run_cli(*env.cli_args())
     assert r.returncode == 0, r.stderr
