@@ -67,6 +67,8 @@ def prune(
     now_ts = time.time() if now is None else float(now)
     root = os.path.abspath(root)
     metadata_dir = os.path.abspath(metadata_dir)
+    if not os.path.isdir(root):
+        raise ExportError(f"{root} is not a directory")
     if not os.path.isdir(metadata_dir):
         raise ExportError(f"metadata directory {metadata_dir} does not exist")
     state_dir = os.path.join(metadata_dir, STATE_DIR)
