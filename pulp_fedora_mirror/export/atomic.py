@@ -129,6 +129,25 @@ def read_if_exists(path: str) -> bytes | None:
         return None
 
 
+def clean_own_temp_files(final: str) -> list[str]:
+    """Remove leftover temp files of ``final`` only (``.<name>.tmp-*`` next to it).
+
+    Used in the metadata directory, which several trees (each with its own lock) may share: a
+    broader sweep there could delete another exporter's in-flight temp file.
+    """
+    head, tail = os.path.split(final)
+    removed: list[str] = []
+    if not os.path.isdir(head):
+        return removed
+    prefix = f".{tail}.tmp-"
+    for fn in os.listdir(head):
+        if fn.startswith(prefix) and TEMP_RE.match(fn):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(head, fn))
+                removed.append(os.path.join(head, fn))
+    return removed
+
+
 def clean_temp_files(top: str) -> list[str]:
     """Remove temp files left by a crashed run anywhere under ``top``; return their paths.
 

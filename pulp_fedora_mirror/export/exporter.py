@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import layout
 from . import filelist, metadata, testpoints
-from .atomic import clean_temp_files, makedirs, syncfs, write_temp
+from .atomic import clean_own_temp_files, clean_temp_files, makedirs, syncfs, write_temp
 from .blobs import place_blob
 from .errors import ExportError
 from .lock import tree_lock
@@ -323,7 +323,7 @@ def export_repository(
 
     try:
         with tree_lock(root):
-            for p in clean_temp_files(root) + clean_temp_files(metadata_dir):
+            for p in clean_temp_files(root) + clean_own_temp_files(meta_path):
                 log.info("removed leftover temp file %s", p)
             testpoints.reached("locked")
             run = _Run()
