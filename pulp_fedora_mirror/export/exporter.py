@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import layout
 from . import filelist, metadata, testpoints
-from .atomic import clean_own_temp_files, clean_temp_files, makedirs, syncfs, write_temp
+from .atomic import clean_own_temp_files, clean_temp_files, makedirs, read_if_exists, syncfs, write_temp
 from .blobs import place_blob
 from .errors import ExportError
 from .lock import tree_lock
@@ -300,7 +300,10 @@ def export_repository(
     root = os.path.abspath(target.root)
     metadata_dir = os.path.abspath(target.metadata_dir)
     module = target.module or filelist.default_module(root)
-    layout.filelist_name(module)  # validates
+    try:
+        layout.filelist_name(module)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     meta_path = os.path.join(metadata_dir, layout.metadata_relpath(repo.name))
 
     summary = ExportSummary(
@@ -327,6 +330,7 @@ def export_repository(
                 log.info("removed leftover temp file %s", p)
             testpoints.reached("locked")
             run = _Run()
+            doc: dict[str, Any] | None = None
             try:
                 preexisting = _publish_blobs(plan, root, target, run, summary, prog)
                 _publish_manifests(plan, root, run, summary, prog)
@@ -335,7 +339,9 @@ def export_repository(
                 doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id)
                 summary.metadata_changed = metadata.write_if_changed(meta_path, doc, previous)
             except BaseException:
-                run.rollback()
+                # Once the metadata rename happened (a later fsync failed), its files must stay.
+                if doc is None or read_if_exists(meta_path) != metadata.dumps(doc):
+                    run.rollback()
                 raise
             if summary.metadata_changed:
                 summary.files_written += 1
