@@ -71,7 +71,7 @@ def test_metadata_document(env: Env) -> None:
     raw = open(path, encoding="utf-8").read()
     doc = json.loads(raw)
     # keys sorted on disk
-    assert raw == json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert raw == json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
     assert doc["type"] == "fedora-mirror" and doc["version"] == 5
     assert doc["repo-registry-id"] == "fedora/busybox"
     assert doc["protected"] is False
