@@ -81,10 +81,11 @@ def _open_source(src: BlobSource) -> BinaryIO:
     return src.opener()
 
 
-def place_blob(src: BlobSource, dest: str, *, hardlink: bool = True) -> str:
+def place_blob(src: BlobSource, dest: str, *, hardlink: bool = True, kind: str = "blob") -> str:
     """Create ``dest`` from ``src`` atomically; return ``"linked"`` or ``"copied"``.
 
     The caller has made sure ``dest`` does not exist (or is corrupt) and its directory exists.
+    ``kind`` names the file in errors and test points (manifests from a layout are placed too).
     """
     tmp = temp_path(dest)
     with removing_on_error(tmp):
@@ -104,6 +105,6 @@ def place_blob(src: BlobSource, dest: str, *, hardlink: bool = True) -> str:
             finally:
                 os.close(fd)
         _check(src, digest, size)
-        testpoints.reached(f"blob-temp {src.digest}")
+        testpoints.reached(f"{kind}-temp {src.digest}")
         os.rename(tmp, dest)
     return how

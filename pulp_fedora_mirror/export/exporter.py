@@ -194,7 +194,20 @@ def _publish_blobs(
     return preexisting
 
 
-def _publish_manifests(plan: Plan, root: str, run: _Run, summary: ExportSummary, progress: _Progress) -> None:
+def _count_manifest(digest: str, dest: str, new: bool, size: int, run: _Run, summary: ExportSummary) -> None:
+    """Record one manifest file placed in the tree (for rollback and the summary)."""
+    if new:
+        run.files.append(dest)
+    else:
+        summary.replaced.append(layout.manifest_path(digest))
+    summary.manifests_written += 1
+    summary.files_written += 1
+    summary.bytes_written += size
+
+
+def _publish_manifests(
+    plan: Plan, root: str, target: ExportTarget, run: _Run, summary: ExportSummary, progress: _Progress
+) -> None:
     """Step 3: manifest bodies, byte-exact, from memory (their digests were checked when parsed).
 
     All temp files first, one ``syncfs``, then the renames and one more ``syncfs``: the same
@@ -211,24 +224,24 @@ def _publish_manifests(plan: Plan, root: str, run: _Run, summary: ExportSummary,
                 progress.advance("manifests")
                 continue
             makedirs(os.path.dirname(dest), run.dirs, durable=False)
+            if m.path and target.hardlink:
+                # Same bytes on disk (an OCI layout): link like a blob, hash-checked, no new data.
+                place_blob(BlobSource(digest, m.size, path=m.path), dest, hardlink=True, kind="manifest")
+                _count_manifest(digest, dest, size is None, m.size, run, summary)
+                testpoints.reached(f"manifest {digest}")
+                progress.advance("manifests")
+                continue
             pending.append((digest, write_temp(dest, m.body, fsync=False), dest, size is None))
-        if not pending:
-            progress.finish("manifests")
-            return
-        syncfs(root)
+        if pending:
+            syncfs(root)
         while pending:
             digest, tmp, dest, new = pending.pop(0)
             os.rename(tmp, dest)
-            if new:
-                run.files.append(dest)
-            else:
-                summary.replaced.append(layout.manifest_path(digest))
-            summary.manifests_written += 1
-            summary.files_written += 1
-            summary.bytes_written += plan.manifests[digest].size
+            _count_manifest(digest, dest, new, plan.manifests[digest].size, run, summary)
             testpoints.reached(f"manifest {digest}")
             progress.advance("manifests")
-        syncfs(root)
+        if summary.manifests_written:
+            syncfs(root)
     finally:
         for _digest, tmp, _dest, _new in pending:
             with contextlib.suppress(FileNotFoundError):
@@ -333,7 +346,7 @@ def export_repository(
             doc: dict[str, Any] | None = None
             try:
                 preexisting = _publish_blobs(plan, root, target, run, summary, prog)
-                _publish_manifests(plan, root, run, summary, prog)
+                _publish_manifests(plan, root, target, run, summary, prog)
                 prog.start("metadata", "Writing metadata", 1)
                 previous = metadata.load(meta_path)
                 doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id)

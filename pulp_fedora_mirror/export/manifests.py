@@ -42,6 +42,8 @@ class ParsedManifest:
     kind: str
     blobs: list[BlobRef] = field(default_factory=list)
     children: list[dict[str, Any]] = field(default_factory=list)
+    #: a file with the same bytes that may be hard-linked instead of written (see ManifestSource)
+    path: str | None = None
 
     @property
     def size(self) -> int:
@@ -108,7 +110,7 @@ def parse_manifest(m: ManifestSource) -> ParsedManifest:
         for i, d in enumerate([doc.get("config"), *layers]):
             digest, mt, size = _descriptor(d, f"{where} {'config' if i == 0 else f'layer {i - 1}'}")
             refs.append(BlobRef(digest, mt, size, required=i == 0 or not is_optional_layer(mt)))
-        return ParsedManifest(m.digest, media_type, m.body, "image", blobs=refs)
+        return ParsedManifest(m.digest, media_type, m.body, "image", blobs=refs, path=m.path)
     if media_type in mediatypes.LIST_TYPES:
         entries = doc.get("manifests")
         if not isinstance(entries, list):
@@ -117,5 +119,5 @@ def parse_manifest(m: ManifestSource) -> ParsedManifest:
         for i, d in enumerate(entries):
             _descriptor(d, f"{where} entry {i}")
             children.append({k: d[k] for k in CHILD_KEYS if k in d})
-        return ParsedManifest(m.digest, media_type, m.body, "list", children=children)
+        return ParsedManifest(m.digest, media_type, m.body, "list", children=children, path=m.path)
     raise ExportError(f"{where}: unsupported media type {media_type!r}")

@@ -91,7 +91,9 @@ class _Reader:
         media_type = desc.get("mediaType") or doc.get("mediaType") or ""
         if not media_type:
             media_type = mediatypes.OCI_INDEX if "manifests" in doc else mediatypes.OCI_MANIFEST
-        self.manifests[digest] = ManifestSource(digest=digest, media_type=media_type, body=raw)
+        self.manifests[digest] = ManifestSource(
+            digest=digest, media_type=media_type, body=raw, path=self.blob_file(digest)
+        )
         if media_type in mediatypes.LIST_TYPES:
             for i, child in enumerate(doc.get("manifests") or []):
                 self.manifest(child, f"index {digest} entry {i}")

@@ -28,11 +28,16 @@ class BlobSource:
 
 @dataclass(frozen=True)
 class ManifestSource:
-    """A manifest exactly as stored (``body`` are the bytes whose sha256 is ``digest``)."""
+    """A manifest exactly as stored (``body`` are the bytes whose sha256 is ``digest``).
+
+    ``path`` is a file holding the same bytes (an OCI layout's blob) that may be hard-linked into
+    the tree instead of writing a new file; Pulp keeps manifests in the database and leaves it None.
+    """
 
     digest: str
     media_type: str
     body: bytes
+    path: str | None = None
 
 
 @dataclass(frozen=True)
