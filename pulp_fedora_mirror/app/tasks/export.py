@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from pulp_container.app.models import Blob, ContainerDistribution, Manifest, Tag
+from pulpcore.plugin.constants import TASK_STATES
 from pulpcore.plugin.models import (
     ContentArtifact,
     CreatedResource,
@@ -22,6 +23,7 @@ from pulpcore.plugin.models import (
 from pulpcore.plugin.util import get_url
 
 from pulp_fedora_mirror.app.models import MirrorExport, MirrorExporter
+from pulp_fedora_mirror.export.exporter import export_repository
 from pulp_fedora_mirror.export.source import (
     BlobSource,
     ExportTarget,
@@ -162,6 +164,26 @@ def build_source(repo_version: RepositoryVersion, name: str) -> RepositorySource
     )
 
 
+#: Summary counters shown as (completed) progress reports, so the task view tells how much the
+#: export really wrote without opening the export record.
+SUMMARY_REPORTS = (
+    ("blobs_linked", "Blobs hard-linked into the tree"),
+    ("blobs_copied", "Blobs copied into the tree"),
+    ("blobs_present", "Blobs already in the tree"),
+    ("manifests_written", "Manifests written"),
+    ("bytes_written", "Bytes written"),
+)
+
+
+def report_summary(summary: Any) -> None:
+    """Record the summary counters as completed ProgressReports (``fedora_mirror.<counter>``)."""
+    for field, message in SUMMARY_REPORTS:
+        value = int(getattr(summary, field, 0) or 0)
+        ProgressReport(
+            message=message, code=CODE_PREFIX + field, total=value, done=value, state=TASK_STATES.COMPLETED
+        ).save()
+
+
 def after_export(export: MirrorExport, summary: Any) -> None:
     """Hook run after a successful export, once its record is saved.
 
@@ -176,10 +198,6 @@ def export_to_mirror(exporter_pk: str, repo_version_pk: str, name: str) -> dict[
     The MirrorExport record is created first so its id goes into the metadata's provenance,
     and deleted again if the export fails (no record claims an export that did not happen).
     """
-    # Imported here, not at module level: the viewsets import this module at app start-up,
-    # and the app must load even where only the REST side is exercised.
-    from pulp_fedora_mirror.export.exporter import export_repository
-
     exporter = MirrorExporter.objects.get(pk=exporter_pk)
     repo_version = RepositoryVersion.objects.select_related("repository").get(pk=repo_version_pk)
     source = build_source(repo_version, name)
@@ -201,6 +219,7 @@ def export_to_mirror(exporter_pk: str, repo_version_pk: str, name: str) -> dict[
         export.delete()
         raise
     progress.close(None)
+    report_summary(summary)
     export.summary = dataclasses.asdict(summary)
     export.save(update_fields=["summary"])
     export.exported_resources.create(content_object=repo_version)

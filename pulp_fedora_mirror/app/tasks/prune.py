@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from pulp_fedora_mirror.app.models import MirrorExporter
+from pulp_fedora_mirror.export.prune import prune
 
 
 def prune_mirror(exporter_pk: str, dry_run: bool = False) -> dict[str, Any]:
@@ -14,9 +15,6 @@ def prune_mirror(exporter_pk: str, dry_run: bool = False) -> dict[str, Any]:
     Dispatched with the exporter as exclusive resource, so no export of this tree runs at the
     same time inside Pulp (the core's flock covers writers outside Pulp).
     """
-    # Lazy import for the same reason as in tasks/export.py.
-    from pulp_fedora_mirror.export.prune import prune
-
     exporter = MirrorExporter.objects.get(pk=exporter_pk)
     summary = prune(
         exporter.path,
