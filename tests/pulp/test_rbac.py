@@ -100,3 +100,28 @@ def test_creator_owns_what_it_creates(
     creator.run(creator.patch(href, {"prune_grace": 10}))
     creator.run(creator.delete(href))
     assert api.get(href).status_code == 404
+
+
+def test_owner_exports_only_repositories_it_may_view(
+    api: PulpApi, make_user: Callable[..., PulpApi], export_dirs: tuple[Path, Path], synced_repo: Any
+) -> None:
+    """Exporting needs the exporter's export permission *and* view permission on the repository."""
+    creator = make_user(ROLES[0])
+    exp = creator.ok(creator.post(EXPORTERS, _body(export_dirs)), 201)
+    body = {"repository_version": synced_repo.version_href, "name": "rbac/export"}
+    assert creator.post(exp["pulp_href"] + "exports/", body).status_code == 403
+
+    user_href = api.ok(api.get("users/", params={"username": creator.s.auth[0]}), 200)["results"][0][
+        "pulp_href"
+    ]
+    api.ok(
+        api.post(
+            user_href + "roles/",
+            {"role": "container.containerrepository_viewer", "content_object": synced_repo.href},
+        ),
+        201,
+    )
+    task = creator.run(creator.post(exp["pulp_href"] + "exports/", body))
+    assert task["state"] == "completed"
+    assert creator.ok(creator.get(exp["pulp_href"] + "exports/"), 200)["count"] == 1
+    creator.run(creator.delete(exp["pulp_href"]))
