@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from pulpcore.plugin.serializers import AsyncOperationResponseSerializer, ExporterSerializer
 from pulpcore.plugin.tasking import dispatch
@@ -181,7 +182,9 @@ class MirrorExportViewSet(ExportViewSet):
         The exporter is the exclusive resource (one writer per tree inside Pulp); the repository
         is shared, so syncs into it wait but other exports of it may read concurrently.
         """
-        exporter = MirrorExporter.objects.get(pk=exporter_pk)
+        exporter = self.get_parent_object().cast()  # 404 for an unknown exporter, not a 500
+        if not isinstance(exporter, MirrorExporter):
+            raise Http404
         # The allowed paths may have changed since the exporter was created.
         ExporterSerializer.validate_path(exporter.path, check_is_dir=True)
         ExporterSerializer.validate_path(exporter.metadata_path, check_is_dir=True)
