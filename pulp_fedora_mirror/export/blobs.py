@@ -91,7 +91,8 @@ def place_blob(src: BlobSource, dest: str, *, hardlink: bool = True) -> str:
         if hardlink and _linkable(src) and _try_link(src, tmp):
             how = "linked"
             with open(tmp, "rb") as fh:
-                digest, size = _hash_stream(fh)
+                digest = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+                size = os.fstat(fh.fileno()).st_size
         else:
             how = "copied"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)

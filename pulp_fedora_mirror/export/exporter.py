@@ -7,16 +7,16 @@ a failure before the metadata rename publishes nothing and removes what this run
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import layout
 from . import filelist, metadata, testpoints
-from .atomic import clean_temp_files, fsync_dir, makedirs, write_bytes
+from .atomic import clean_own_temp_files, clean_temp_files, makedirs, read_if_exists, syncfs, write_temp
 from .blobs import place_blob
 from .errors import ExportError
 from .lock import tree_lock
@@ -157,17 +157,11 @@ def _existing_size(path: str) -> int | None:
         return None
 
 
-def _fsync_all(dirs: Iterable[str]) -> None:
-    for d in sorted(set(dirs)):
-        fsync_dir(d)
-
-
 def _publish_blobs(
     plan: Plan, root: str, target: ExportTarget, run: _Run, summary: ExportSummary, progress: _Progress
 ) -> set[str]:
     """Step 2. Returns the digests whose files were already in the tree before this run."""
     preexisting: set[str] = set()
-    touched: list[str] = []
     progress.start("blobs", "Exporting blobs", len(plan.blobs))
     for digest in sorted(plan.blobs):
         src = plan.blobs[digest]
@@ -179,14 +173,13 @@ def _publish_blobs(
             summary.blobs_present += 1
             progress.advance("blobs")
             continue
-        makedirs(os.path.dirname(dest), run.dirs)
+        makedirs(os.path.dirname(dest), run.dirs, durable=False)
         how = place_blob(src, dest, hardlink=target.hardlink)
         if size is None:
             run.files.append(dest)
         else:
             summary.replaced.append(rel)
             log.warning("replaced %s: %d bytes on disk, digest says %d", rel, size, src.size)
-        touched.append(os.path.dirname(dest))
         summary.files_written += 1
         summary.bytes_written += src.size if how == "copied" else 0
         if how == "linked":
@@ -195,34 +188,51 @@ def _publish_blobs(
             summary.blobs_copied += 1
         testpoints.reached(f"blob {digest}")
         progress.advance("blobs")
-    _fsync_all(touched)
+    if summary.files_written:
+        syncfs(root)  # new directory entries (and copies) durable before anything refers to them
     progress.finish("blobs")
     return preexisting
 
 
 def _publish_manifests(plan: Plan, root: str, run: _Run, summary: ExportSummary, progress: _Progress) -> None:
-    """Step 3: manifest bodies, byte-exact, from memory (their digests were checked when parsed)."""
-    touched: list[str] = []
+    """Step 3: manifest bodies, byte-exact, from memory (their digests were checked when parsed).
+
+    All temp files first, one ``syncfs``, then the renames and one more ``syncfs``: the same
+    guarantee as fsync-per-file (no partial file under a real name) for two flushes in total.
+    """
+    pending: list[tuple[str, str, str, bool]] = []  # digest, temp, dest, new
     progress.start("manifests", "Exporting manifests", len(plan.manifests))
-    for digest in sorted(plan.manifests):
-        m = plan.manifests[digest]
-        rel = layout.manifest_path(digest)
-        dest = os.path.join(root, rel)
-        size = _existing_size(dest)
-        if size != m.size:
-            makedirs(os.path.dirname(dest), run.dirs)
-            write_bytes(dest, m.body, durable_dir=False)
-            if size is None:
+    try:
+        for digest in sorted(plan.manifests):
+            m = plan.manifests[digest]
+            dest = os.path.join(root, layout.manifest_path(digest))
+            size = _existing_size(dest)
+            if size == m.size:
+                progress.advance("manifests")
+                continue
+            makedirs(os.path.dirname(dest), run.dirs, durable=False)
+            pending.append((digest, write_temp(dest, m.body, fsync=False), dest, size is None))
+        if not pending:
+            progress.finish("manifests")
+            return
+        syncfs(root)
+        while pending:
+            digest, tmp, dest, new = pending.pop(0)
+            os.rename(tmp, dest)
+            if new:
                 run.files.append(dest)
             else:
-                summary.replaced.append(rel)
-            touched.append(os.path.dirname(dest))
+                summary.replaced.append(layout.manifest_path(digest))
             summary.manifests_written += 1
             summary.files_written += 1
-            summary.bytes_written += m.size
+            summary.bytes_written += plan.manifests[digest].size
             testpoints.reached(f"manifest {digest}")
-        progress.advance("manifests")
-    _fsync_all(touched)
+            progress.advance("manifests")
+        syncfs(root)
+    finally:
+        for _digest, tmp, _dest, _new in pending:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     progress.finish("manifests")
 
 
@@ -290,7 +300,10 @@ def export_repository(
     root = os.path.abspath(target.root)
     metadata_dir = os.path.abspath(target.metadata_dir)
     module = target.module or filelist.default_module(root)
-    layout.filelist_name(module)  # validates
+    try:
+        layout.filelist_name(module)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     meta_path = os.path.join(metadata_dir, layout.metadata_relpath(repo.name))
 
     summary = ExportSummary(
@@ -313,10 +326,11 @@ def export_repository(
 
     try:
         with tree_lock(root):
-            for p in clean_temp_files(root) + clean_temp_files(metadata_dir):
+            for p in clean_temp_files(root) + clean_own_temp_files(meta_path):
                 log.info("removed leftover temp file %s", p)
             testpoints.reached("locked")
             run = _Run()
+            doc: dict[str, Any] | None = None
             try:
                 preexisting = _publish_blobs(plan, root, target, run, summary, prog)
                 _publish_manifests(plan, root, run, summary, prog)
@@ -325,7 +339,9 @@ def export_repository(
                 doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id)
                 summary.metadata_changed = metadata.write_if_changed(meta_path, doc, previous)
             except BaseException:
-                run.rollback()
+                # Once the metadata rename happened (a later fsync failed), its files must stay.
+                if doc is None or read_if_exists(meta_path) != metadata.dumps(doc):
+                    run.rollback()
                 raise
             if summary.metadata_changed:
                 summary.files_written += 1

@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..layout import filelist_name
 from . import filelist
 from .atomic import clean_temp_files, makedirs, read_if_exists, write_bytes
 from .errors import ExportError
@@ -67,8 +68,15 @@ def prune(
     now_ts = time.time() if now is None else float(now)
     root = os.path.abspath(root)
     metadata_dir = os.path.abspath(metadata_dir)
+    if not os.path.isdir(root):
+        raise ExportError(f"{root} is not a directory")
     if not os.path.isdir(metadata_dir):
         raise ExportError(f"metadata directory {metadata_dir} does not exist")
+    if module is not None:
+        try:
+            filelist_name(module)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
     state_dir = os.path.join(metadata_dir, STATE_DIR)
     state_path = os.path.join(state_dir, STATE_FILE)
     summary = PruneSummary(dry_run=dry_run)

@@ -4,7 +4,7 @@ The tests must observe the real tree at every moment something becomes visible, 
 exporter there, without mocks. So every publishing ``rename`` calls :func:`reached`. When the
 environment variable ``FEDORA_MIRROR_TESTPOINTS`` names a file, the label is appended to it and
 the process stops itself with ``SIGSTOP``; the test (its parent) inspects the tree, then sends
-``SIGCONT`` or ``SIGKILL``. Unset (always, in production) this is one dict lookup.
+``SIGCONT`` or ``SIGKILL``. Unset (always, in production) this is one global lookup.
 """
 
 from __future__ import annotations
@@ -15,9 +15,13 @@ import signal
 ENV = "FEDORA_MIRROR_TESTPOINTS"
 
 
+#: Read once: the tests set it in the exporter subprocess's environment before it starts.
+_PATH = os.environ.get(ENV)
+
+
 def reached(label: str) -> None:
     """Record ``label`` and stop until the controlling test resumes us (no-op unless enabled)."""
-    path = os.environ.get(ENV)
+    path = _PATH
     if not path:
         return
     with open(path, "a", encoding="utf-8") as fh:

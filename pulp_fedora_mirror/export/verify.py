@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import layout
 from .atomic import DIR_MODE, FILE_MODE, TEMP_RE
+from .errors import ExportError
 from .metadata import iter_all
 
 KINDS = (layout.BLOBS_DIR, layout.MANIFESTS_DIR)
@@ -77,6 +78,10 @@ def tree_files(root: str) -> dict[str, os.stat_result]:
 
 def verify(root: str, metadata_dir: str | None = None) -> VerifyResult:
     """Hash every tree file, check names, sizes, modes; with ``metadata_dir``, check references."""
+    if not os.path.isdir(root):
+        raise ExportError(f"{root} is not a directory")
+    if metadata_dir is not None and not os.path.isdir(metadata_dir):
+        raise ExportError(f"metadata directory {metadata_dir} does not exist")
     res = VerifyResult()
     for kind in KINDS:
         for dirpath, _dirnames, _files in os.walk(os.path.join(root, kind)):

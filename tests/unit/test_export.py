@@ -71,7 +71,7 @@ def test_metadata_document(env: Env) -> None:
     raw = open(path, encoding="utf-8").read()
     doc = json.loads(raw)
     # keys sorted on disk
-    assert raw == json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert raw == json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
     assert doc["type"] == "fedora-mirror" and doc["version"] == 5
     assert doc["repo-registry-id"] == "fedora/busybox"
     assert doc["protected"] is False
@@ -149,3 +149,15 @@ def test_module_name_option(env: Env) -> None:
     env.export(module="fedora-containers")
     assert os.path.exists(os.path.join(env.root, "fullfiletimelist-fedora-containers"))
     assert not os.path.exists(os.path.join(env.root, "fullfiletimelist-containers"))
+
+
+def test_provenance_and_protected_flag(env: Env) -> None:
+    from pulp_fedora_mirror.export.exporter import export_repository
+    from pulp_fedora_mirror.export.ocilayout import read_oci_layout
+
+    repo = read_oci_layout(env.layout, "fedora/secret", protected=True, repository="pulp-secret")
+    export_repository(repo, env.target(allow_protected=True, mirror_url=None), export_id="exp-42", now=0)
+    doc = json.load(open(os.path.join(env.meta, "fedora", "secret.json")))
+    assert doc["protected"] is True and doc["repository"] == "pulp-secret"
+    assert doc["urls"] == {"master": MASTER, "mirror": None}
+    assert doc["export"] == {"id": "exp-42", "source": env.layout, "exported": "1970-01-01T00:00:00Z"}
