@@ -9,9 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +20,8 @@ pytest.importorskip("pulpcore", reason="needs the [pulp] extra (pulpcore, pulp-c
 
 from fixtures.build_images import FixtureImage, build_images
 from fixtures.push import push_fixtures
-from tests.harness.postgres import free_port
 from tests.harness.pulp import ADMIN_PASSWORD, ADMIN_USER, PulpServer
+from tests.harness.registry import Registry as HarnessRegistry
 from tests.pulp.client import PulpApi
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,64 +111,24 @@ class Registry:
     images: dict[str, FixtureImage]
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"docker-registry exited rc {proc.returncode}; see {log}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"docker-registry not listening on {port} after {timeout} s; see {log}")
-
-
 @pytest.fixture(scope="session")
 def registry(state_dir: Path) -> Iterator[Registry]:
-    """docker-registry (Debian's Distribution 2.8) on a free port, fixture images pushed.
+    """docker-registry (Debian's Distribution 2.8, plain http) on a free port, fixtures pushed.
 
-    (tests/harness/registry.py from the harness branch will replace this once it lands.)
+    Plain http: Pulp syncs from it without CA setup, and skopeo's https-then-http fallback is
+    immediate against docker-registry (the 10 s penalty is gunicorn-only).
     """
-    binary = shutil.which("docker-registry")
-    if binary is None or shutil.which("skopeo") is None:
+    if shutil.which("docker-registry") is None or shutil.which("skopeo") is None:
         pytest.skip("needs docker-registry and skopeo (apt-get install docker-registry skopeo)")
     root = state_dir / f"registry-{secrets.token_hex(3)}"
-    (root / "storage").mkdir(parents=True)
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: warn, fields: {service: registry}}\n"
-        "storage:\n"
-        "  cache: {blobdescriptor: inmemory}\n"
-        f"  filesystem: {{rootdirectory: {root / 'storage'}}}\n"
-        "  delete: {enabled: true}\n"
-        "http:\n"
-        f"  addr: 127.0.0.1:{port}\n"
-        "  headers: {X-Content-Type-Options: [nosniff]}\n"
-    )
-    log = root / "registry.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            [binary, "serve", str(config)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    service = HarnessRegistry(root / "registry")
+    service.start()
     try:
-        _wait_port(port, proc, log)
         images = build_images(root / "images")
-        push_fixtures(images, f"127.0.0.1:{port}", scheme="http")
-        yield Registry(url=f"http://127.0.0.1:{port}", images=images)
+        push_fixtures(images, service.host, scheme="http")
+        yield Registry(url=service.url, images=images)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        service.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
