@@ -125,7 +125,11 @@ def build_source(repo_version: RepositoryVersion, name: str) -> RepositorySource
     blobs: list[BlobSource] = []
     missing: list[str] = []
     seen: set[Any] = set()
-    for ca in ContentArtifact.objects.filter(content__in=list(blob_digests)).select_related("artifact"):
+    # A subquery rather than a list of pks: one round trip however large the repository.
+    blob_cas = ContentArtifact.objects.filter(
+        content__in=content, content__pulp_type=Blob.get_pulp_type()
+    ).select_related("artifact")
+    for ca in blob_cas:
         digest = blob_digests[ca.content_id]
         seen.add(ca.content_id)
         artifact = ca.artifact
