@@ -18,6 +18,7 @@ from pulpcore.plugin.serializers import (
     ExportSerializer,
     RepositoryVersionRelatedField,
 )
+from pulpcore.plugin.util import get_domain
 from rest_framework import serializers
 
 from pulp_fedora_mirror import layout
@@ -123,7 +124,31 @@ class MirrorExporterSerializer(ExporterSerializer):
                 raise serializers.ValidationError(
                     {"metadata_path": _("metadata_path and path must not contain each other.")}
                 )
+            self._check_shared_tree(rp, rm)
         return data
+
+    def _check_shared_tree(self, rp: str, rm: str) -> None:
+        """Exporters sharing (or nesting) a tree must share the metadata directory too.
+
+        ``prune`` keeps only files that metadata in *its* metadata directory references: a second
+        exporter writing into the same tree with other metadata would have its files deleted.
+        """
+        others = MirrorExporter.objects.filter(pulp_domain=get_domain())
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        for other in others.only("name", "path", "metadata_path"):
+            op = os.path.realpath(other.path).rstrip("/") + "/"
+            om = os.path.realpath(other.metadata_path).rstrip("/") + "/"
+            if (op.startswith(rp) or rp.startswith(op)) and om != rm:
+                raise serializers.ValidationError(
+                    {
+                        "path": _(
+                            "path overlaps the tree of exporter '{name}' whose metadata_path is "
+                            "'{meta}'; exporters sharing a tree must share metadata_path, or prune "
+                            "of one would delete the other's files."
+                        ).format(name=other.name, meta=other.metadata_path)
+                    }
+                )
 
     class Meta:
         model = MirrorExporter

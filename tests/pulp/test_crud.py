@@ -116,3 +116,21 @@ def test_module_validation(api: PulpApi, export_dirs: tuple[Path, Path]) -> None
 
 def test_prune_grace_not_negative(api: PulpApi, export_dirs: tuple[Path, Path]) -> None:
     assert "prune_grace" in _bad(api, export_dirs, prune_grace=-1)
+
+
+def test_shared_tree_needs_shared_metadata(
+    api: PulpApi, make_exporter: Any, export_dirs: tuple[Path, Path]
+) -> None:
+    """Two exporters may write one tree only with one metadata dir (prune safety)."""
+    first = make_exporter()
+    other_meta = export_dirs[1].parent / "other-metadata"
+    err = _bad(api, export_dirs, metadata_path=str(other_meta))
+    assert f"overlaps the tree of exporter '{first['name']}'" in err["path"][0]
+    err = _bad(api, export_dirs, path=str(export_dirs[0] / "sub"), metadata_path=str(other_meta))
+    assert "overlaps the tree" in err["path"][0]
+    second = make_exporter()  # same tree, same metadata: fine
+    assert second["path"] == first["path"]
+    # Moving the tree of an unrelated exporter onto it is refused too.
+    third = make_exporter(path=str(export_dirs[0].parent / "t3"), metadata_path=str(other_meta))
+    resp = api.patch(third["pulp_href"], {"path": first["path"]})
+    assert resp.status_code == 400 and "overlaps the tree" in resp.text
