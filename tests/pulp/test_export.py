@@ -246,3 +246,24 @@ def test_prune(api: PulpApi, make_exporter: Any, synced_repo: SyncedRepo) -> Non
 def test_export_to_unknown_exporter(api: PulpApi, synced_repo: SyncedRepo) -> None:
     href = "exporters/fedora_mirror/mirror/01234567-89ab-cdef-0123-456789abcdef/exports/"
     assert api.post(href, {"repository_version": synced_repo.version_href}).status_code == 404
+
+
+def test_repositories_share_one_tree(
+    api: PulpApi, make_exporter: Any, registry: Registry, synced_repo: SyncedRepo
+) -> None:
+    """Two repositories through one exporter, dispatched back to back: serialised by the
+    exporter lock, shared layers stored once, both metadata files valid."""
+    other = sync_repo(api, registry, "single-oci")
+    exp = make_exporter()
+    url = exp["pulp_href"] + "exports/"
+    t1 = api.ok(api.post(url, {"repository_version": synced_repo.version_href, "name": "a/multi"}), 202)
+    t2 = api.ok(api.post(url, {"repository_version": other.version_href, "name": "b/single"}), 202)
+    first, second = api.wait_task(t1["task"]), api.wait_task(t2["task"])
+    # The exporter is the exclusive resource: the second ran after the first.
+    assert second["started_at"] >= first["finished_at"]
+    shared = set(synced_repo.image.blobs) & set(other.image.blobs)
+    assert shared, "fixtures share the amd64 hello.txt layer"
+    assert second["result"]["blobs_present"] >= len(shared)
+    meta = Path(exp["metadata_path"])
+    assert (meta / "a" / "multi.json").is_file() and (meta / "b" / "single.json").is_file()
+    assert verify(exp["path"], str(meta)).ok
