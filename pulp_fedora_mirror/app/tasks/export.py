@@ -192,7 +192,8 @@ def after_export(export: MirrorExport, summary: Any) -> None:
     """Hook run after a successful export, once its record is saved.
 
     Deliberately a no-op for now: notifications (docs/messages.md) are wired here later, so
-    they go out only after the tree, the metadata and the record are all in place.
+    they go out only after the tree, the metadata and the record are all in place. Whatever is
+    wired here must handle its own errors: an exception would fail a task whose export is done.
     """
 
 
