@@ -1,0 +1,31 @@
+"""A real RabbitMQ for the notification tests: a throwaway node we may stop and start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.harness.rabbitmq import ThrowawayRabbitMQ
+
+
+@pytest.fixture(scope="session")
+def rabbit() -> Iterator[ThrowawayRabbitMQ]:
+    """One throwaway node (AMQP 0-9-1 and 1.0 on one free port) for the whole session.
+
+    Not the system broker: the outage test stops this node, which must not disturb anyone else.
+    """
+    if not ThrowawayRabbitMQ.available():
+        pytest.skip("rabbitmq-server is not installed (apt-get install rabbitmq-server)")
+    node = ThrowawayRabbitMQ()
+    node.start()
+    try:
+        yield node
+    finally:
+        node.destroy()
+
+
+@pytest.fixture
+def broker(rabbit: ThrowawayRabbitMQ):
+    """The node, guaranteed running (a previous test may have stopped it)."""
+    return rabbit.start()
