@@ -205,9 +205,9 @@ def test_watch_delivers_periodically(broker, tmp_path) -> None:
     consumer = TopicConsumer(broker.amqp_url, f"{prefix}.#")
     box = Outbox(tmp_path)
     box.enqueue(build_export_complete(SUMMARY, export_id="w1", source="s", topic_prefix=prefix))
+    url = broker.amqp_url
     proc = subprocess.Popen(
-        [*CLI, "notifications", "--watch", "--interval", "0.5"]
-        + ["--spool", str(tmp_path), "--url", broker.amqp_url],
+        [*CLI, "notifications", "--watch", "--interval", "0.5", "--spool", str(tmp_path), "--url", url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
