@@ -203,6 +203,15 @@ def load_config(
         raise PulpConfigError(f"invalid Pulp URL {url!r}: expected http(s)://host[:port]")
     if bool(data.get("client_key")) and not data.get("client_cert"):
         raise PulpConfigError("a client key was given without a client certificate")
+    for key, what in (
+        ("ca_bundle", "CA bundle"),
+        ("client_cert", "client certificate"),
+        ("client_key", "client key"),
+    ):
+        if data.get(key):
+            data[key] = os.path.expanduser(str(data[key]))
+            if not os.path.isfile(data[key]):
+                raise PulpConfigError(f"{what} not found: {data[key]}")
     if "request_timeout" in data:
         try:
             data["request_timeout"] = float(data["request_timeout"])
