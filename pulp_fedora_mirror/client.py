@@ -429,14 +429,16 @@ class PulpClient:
 
         ``name`` is the registry name written to the metadata (default: the exporter's choice).
         """
-        exp = self._href(exporter, "exporter")
         body: dict[str, Any] = {}
+        # The repository first: its endpoint always exists, so bad credentials show up as 401
+        # rather than as the 404 Pulp gives for a missing plugin endpoint before checking auth.
         if repository_version:
             body["repository_version"] = repository_version
         elif repository is not None:
             body["repository"] = self._href(repository, "repository")
         else:
             raise PulpConfigError("publish needs a repository or a repository version")
+        exp = self._href(exporter, "exporter")
         if name:
             body["name"] = name
         return self._task(self.request("POST", exp + "exports/", json=body))
@@ -466,8 +468,10 @@ class PulpClient:
                 progress_callback(current)
             if current.state == "completed":
                 return current
-            if current.state in ("failed", "canceled"):
-                raise TaskFailed(f"task {current.state}: {current.error_description}", current)
+            if current.state == "failed":
+                raise TaskFailed(f"task failed: {current.error_description}", current)
+            if current.state == "canceled":
+                raise TaskFailed(f"task canceled ({href})", current)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TaskTimeout(
                     f"task still {current.state} after {timeout:g}s (it keeps running in Pulp: {href})",
