@@ -87,6 +87,94 @@ def speaks_amqp10(host: str, port: int) -> bool:
     return _answers(host, port, _AMQP10_SASL_HEADER) == _AMQP10_SASL_HEADER
 
 
+def _listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS broker and one client (see :func:`make_tls_files`)."""
+
+    ca_cert: str
+    server_cert: str
+    server_key: str
+    client_cert: str
+    client_key: str
+    #: The client certificate's CN: the RabbitMQ user that SASL EXTERNAL logs in as.
+    client_cn: str
+
+
+def make_tls_files(directory: str | os.PathLike[str], client_cn: str = "pulp-notifier") -> TlsFiles:
+    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    ssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.pem"),
+    )
+    for name, cn, ext in (
+        ("server", "localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth"),
+        ("client", client_cn, "extendedKeyUsage=clientAuth"),
+    ):
+        (d / f"{name}.ext").write_text(ext + "\n")
+        ssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={cn}",
+            "-keyout",
+            str(d / f"{name}.key"),
+            "-out",
+            str(d / f"{name}.csr"),
+        )
+        ssl(
+            "x509",
+            "-req",
+            "-in",
+            str(d / f"{name}.csr"),
+            "-CA",
+            str(d / "ca.pem"),
+            "-CAkey",
+            str(d / "ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            str(d / f"{name}.ext"),
+            "-out",
+            str(d / f"{name}.pem"),
+        )
+    return TlsFiles(
+        ca_cert=str(d / "ca.pem"),
+        server_cert=str(d / "server.pem"),
+        server_key=str(d / "server.key"),
+        client_cert=str(d / "client.pem"),
+        client_key=str(d / "client.key"),
+        client_cn=client_cn,
+    )
+
+
 def system_broker(host: str = "127.0.0.1", port: int = 5672) -> Broker | None:
     """The system broker if it speaks both protocols (and so can serve every non-restart test)."""
     if speaks_amqp091(host, port) and speaks_amqp10(host, port):
@@ -101,8 +189,12 @@ class ThrowawayRabbitMQ:
     survive :meth:`stop`/:meth:`start`. Only processes this object started are ever signalled.
     """
 
-    def __init__(self, state_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, state_dir: str | os.PathLike[str] | None = None, tls: TlsFiles | None = None) -> None:
         self._own_dir = state_dir is None
+        #: With ``tls``: an extra TLS listener on ``tls_port`` that, like Fedora's broker, demands a
+        #: client certificate and accepts SASL EXTERNAL (user name = the certificate's CN).
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="rmq-"))
         self.port = free_port()
         self.dist_port = free_port()
@@ -145,11 +237,22 @@ class ThrowawayRabbitMQ:
         t = self.state_dir
         (t / "mnesia").mkdir(parents=True, exist_ok=True)
         (t / "log").mkdir(parents=True, exist_ok=True)
-        (t / "enabled_plugins").write_text("[rabbitmq_amqp1_0].\n")
+        plugins = "rabbitmq_amqp1_0" + (",rabbitmq_auth_mechanism_ssl" if self.tls else "")
+        (t / "enabled_plugins").write_text(f"[{plugins}].\n")
         (t / "rabbitmq-env.conf").write_text("")
-        (t / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users = none\n"
-        )
+        conf = f"listeners.tcp.default = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        if self.tls:
+            conf += (
+                f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                f"ssl_options.cacertfile = {self.tls.ca_cert}\n"
+                f"ssl_options.certfile = {self.tls.server_cert}\n"
+                f"ssl_options.keyfile = {self.tls.server_key}\n"
+                "ssl_options.verify = verify_peer\n"
+                "ssl_options.fail_if_no_peer_cert = true\n"
+                "auth_mechanisms.1 = EXTERNAL\nauth_mechanisms.2 = PLAIN\nauth_mechanisms.3 = AMQPLAIN\n"
+                "ssl_cert_login_from = common_name\n"
+            )
+        (t / "rabbitmq.conf").write_text(conf)
 
     @property
     def running(self) -> bool:
@@ -175,7 +278,8 @@ class ThrowawayRabbitMQ:
         while time.monotonic() < deadline:
             if self._server.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited early; see {self.state_dir / 'server.out'}")
-            if speaks_amqp091("127.0.0.1", self.port) and speaks_amqp10("127.0.0.1", self.port):
+            tls_up = self.tls_port is None or _listening("127.0.0.1", self.tls_port)
+            if speaks_amqp091("127.0.0.1", self.port) and speaks_amqp10("127.0.0.1", self.port) and tls_up:
                 self._remember_epmd()
                 return self.broker
             time.sleep(0.3)
@@ -193,6 +297,20 @@ class ThrowawayRabbitMQ:
             for part in out.split("pid=")[1:]:
                 self._epmd_pid = int(part.split(",", 1)[0])
                 break
+
+    def ctl(self, *args: str) -> str:
+        """Run ``rabbitmqctl ARGS`` against this node (e.g. ``add_user``); return its stdout."""
+        r = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.nodename, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if r.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {r.stderr.strip() or r.stdout.strip()}")
+        return r.stdout
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the node (``rabbitmqctl stop``), waiting until its port refuses connections."""
