@@ -62,6 +62,8 @@ class ExportTarget:
     module: str | None = None
     #: Allow ``protected`` repositories into the (mirrored) tree; off by default (mirrors.md §7.8).
     allow_protected: bool = False
+    #: Hard-link blobs from ``BlobSource.path`` when possible; False forces stream copies.
+    hardlink: bool = True
 
 
 class Progress(Protocol):
@@ -92,3 +94,12 @@ class ExportSummary:
     metadata_changed: bool = False
     filelist_changed: bool = False
     seconds: float = 0.0
+    #: Files this export created or replaced in ROOT and METADATA_DIR (0 for an unchanged re-export).
+    files_written: int = 0
+    #: Tags left out because they point at Docker schema 1 manifests.
+    skipped_tags: list[str] = field(default_factory=list)
+    #: Tree files whose size did not match their digest and were replaced.
+    replaced: list[str] = field(default_factory=list)
+    #: Foreign/non-distributable layers listed in manifests but absent from the source.
+    optional_missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Plain-Python harnesses that run real services for tests (no pytest dependency)."""

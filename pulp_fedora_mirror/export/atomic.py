@@ -1,0 +1,116 @@
+"""Atomic file creation: temp name in the same directory, fsync, rename, fsync the directory.
+
+Readers (rsync, quick-fedora-mirror, crane_fedora) must never see a partial file, and a crash
+must never leave one under a real name. A temp name starts with ``.`` so the file list and
+crane skip it, and :func:`clean_temp_files` removes leftovers of a crashed run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Iterator
+
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+#: ``.<name>.tmp-<random>``: what :func:`temp_path` creates and :func:`clean_temp_files` removes.
+TEMP_RE = re.compile(r"^\..+\.tmp-[0-9a-f]{12}$")
+
+
+def temp_path(final: str) -> str:
+    """A fresh temp path next to ``final`` (same directory, so ``rename`` is atomic)."""
+    head, tail = os.path.split(final)
+    return os.path.join(head, f".{tail}.tmp-{secrets.token_hex(6)}")
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or a new entry in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def makedirs(path: str, created: list[str] | None = None) -> None:
+    """Create ``path`` and missing parents with mode 0755 whatever the umask.
+
+    New directories are appended to ``created`` (parents first) so a failed run can remove them.
+    """
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path.rstrip("/"))
+    if parent and parent != path:
+        makedirs(parent, created)
+    try:
+        os.mkdir(path, DIR_MODE)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return
+    os.chmod(path, DIR_MODE)  # mkdir applies the umask
+    if created is not None:
+        created.append(path)
+    if parent:
+        fsync_dir(parent)
+
+
+@contextlib.contextmanager
+def removing_on_error(path: str) -> Iterator[str]:
+    """Yield ``path``; remove it if the block raises (the temp file of a failed write)."""
+    try:
+        yield path
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+
+
+def write_bytes(final: str, data: bytes, *, durable_dir: bool = True) -> None:
+    """Write ``data`` to ``final`` atomically with mode 0644."""
+    tmp = temp_path(final)
+    with removing_on_error(tmp):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, final)
+    if durable_dir:
+        fsync_dir(os.path.dirname(final) or ".")
+
+
+def read_if_exists(path: str) -> bytes | None:
+    """The bytes of ``path``, or None if it does not exist."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def clean_temp_files(top: str) -> list[str]:
+    """Remove temp files left by a crashed run anywhere under ``top``; return their paths.
+
+    Only names matching :data:`TEMP_RE` are removed, so unrelated dot-files survive. Called with
+    the tree lock held, so no live writer owns them.
+    """
+    removed: list[str] = []
+    if not os.path.isdir(top):
+        return removed
+    for dirpath, _dirnames, filenames in os.walk(top):
+        for fn in filenames:
+            if TEMP_RE.match(fn):
+                p = os.path.join(dirpath, fn)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(p)
+                    removed.append(p)
+    return removed

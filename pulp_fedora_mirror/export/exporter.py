@@ -1,0 +1,345 @@
+"""``export_repository``: one repository into the mirror tree and its crane_fedora metadata file.
+
+The order is the whole point (docs/layout.md §3): lock, blobs, manifests, metadata, file list.
+A reader (crane, rsync, a mirror) can then never see a reference to a missing or partial file;
+a failure before the metadata rename publishes nothing and removes what this run created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import layout
+from . import filelist, metadata, testpoints
+from .atomic import clean_temp_files, fsync_dir, makedirs, write_bytes
+from .blobs import place_blob
+from .errors import ExportError
+from .lock import tree_lock
+from .manifests import ParsedManifest, check_digest, parse_manifest
+from .source import BlobSource, ExportSummary, ExportTarget, Progress, RepositorySource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """Everything decided before touching the disk: validated, parsed, cross-checked."""
+
+    tags: dict[str, str]
+    manifests: dict[str, ParsedManifest]
+    blobs: dict[str, BlobSource]
+    #: digest -> size of foreign layers absent from the source (listed, not exported)
+    optional_missing: dict[str, int] = field(default_factory=dict)
+    skipped_schema1: list[str] = field(default_factory=list)
+    skipped_tags: list[str] = field(default_factory=list)
+    master_url: str = ""
+    mirror_url: str | None = None
+
+
+def _url(url: str, what: str) -> str:
+    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
+        raise ExportError(f"{what} must be an absolute http(s) URL, got {url!r}")
+    return url if url.endswith("/") else url + "/"
+
+
+def plan_export(repo: RepositorySource, target: ExportTarget) -> Plan:
+    """Validate ``repo`` against the contract and work out exactly what to publish."""
+    if not layout.is_valid_name(repo.name):
+        raise ExportError(f"invalid repository name {repo.name!r}")
+    if repo.protected and not target.allow_protected:
+        raise ExportError(
+            f"repository {repo.name} is protected; refusing to put it in a mirrored tree "
+            "(allow_protected overrides)"
+        )
+    plan = Plan(tags={}, manifests={}, blobs={})
+    plan.master_url = _url(target.master_url, "master URL")
+    plan.mirror_url = _url(target.mirror_url, "mirror URL") if target.mirror_url else None
+
+    schema1: set[str] = set()
+    for m in repo.manifests:
+        parsed = parse_manifest(m)
+        if parsed.kind == "schema1":
+            schema1.add(m.digest)
+        else:
+            plan.manifests[m.digest] = parsed
+    plan.skipped_schema1 = sorted(schema1)
+
+    for tag, digest in sorted(repo.tags.items()):
+        if not layout.is_valid_tag(tag):
+            raise ExportError(f"invalid tag {tag!r} in repository {repo.name}")
+        check_digest(digest, f"tag {tag}")
+        if digest in schema1:
+            plan.skipped_tags.append(tag)
+            continue
+        if digest not in plan.manifests:
+            raise ExportError(f"tag {tag} points at manifest {digest}, which is not in the source")
+        plan.tags[tag] = digest
+
+    source_blobs: dict[str, BlobSource] = {}
+    for b in repo.blobs:
+        check_digest(b.digest, "blob")
+        source_blobs[b.digest] = b
+    for parsed in plan.manifests.values():
+        for child in parsed.children:
+            d = child["digest"]
+            if d not in plan.manifests and d not in schema1:
+                raise ExportError(
+                    f"index {parsed.digest} references manifest {d}, which is not in the source"
+                )
+        for ref in parsed.blobs:
+            src = source_blobs.get(ref.digest)
+            if src is None:
+                if ref.required:
+                    raise ExportError(
+                        f"manifest {parsed.digest} references blob {ref.digest}, which is not in the source"
+                    )
+                plan.optional_missing[ref.digest] = ref.size
+                continue
+            if src.size != ref.size:
+                raise ExportError(
+                    f"blob {ref.digest}: manifest {parsed.digest} says {ref.size} bytes, "
+                    f"source has {src.size}"
+                )
+            plan.blobs[ref.digest] = src
+    return plan
+
+
+class _Progress:
+    """Null-safe wrapper so the export code does not test for ``None`` everywhere."""
+
+    def __init__(self, sink: Progress | None) -> None:
+        self.sink = sink
+
+    def start(self, code: str, message: str, total: int | None) -> None:
+        if self.sink:
+            self.sink.start(code, message, total)
+
+    def advance(self, code: str) -> None:
+        if self.sink:
+            self.sink.advance(code, 1)
+
+    def finish(self, code: str) -> None:
+        if self.sink:
+            self.sink.finish(code)
+
+
+class _Run:
+    """What this run created, so a failure before the metadata rename can undo it."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.dirs: list[str] = []
+
+    def rollback(self) -> None:
+        for path in reversed(self.files):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # pragma: no cover - best effort, the error being raised matters more
+                log.warning("could not remove %s after a failed export: %s", path, exc)
+        for path in reversed(self.dirs):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass  # not empty: another repository's files live there
+
+
+def _existing_size(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return None
+
+
+def _fsync_all(dirs: Iterable[str]) -> None:
+    for d in sorted(set(dirs)):
+        fsync_dir(d)
+
+
+def _publish_blobs(
+    plan: Plan, root: str, target: ExportTarget, run: _Run, summary: ExportSummary, progress: _Progress
+) -> set[str]:
+    """Step 2. Returns the digests whose files were already in the tree before this run."""
+    preexisting: set[str] = set()
+    touched: list[str] = []
+    progress.start("blobs", "Exporting blobs", len(plan.blobs))
+    for digest in sorted(plan.blobs):
+        src = plan.blobs[digest]
+        rel = layout.blob_path(digest)
+        dest = os.path.join(root, rel)
+        size = _existing_size(dest)
+        if size == src.size:
+            preexisting.add(digest)
+            summary.blobs_present += 1
+            progress.advance("blobs")
+            continue
+        makedirs(os.path.dirname(dest), run.dirs)
+        how = place_blob(src, dest, hardlink=target.hardlink)
+        if size is None:
+            run.files.append(dest)
+        else:
+            summary.replaced.append(rel)
+            log.warning("replaced %s: %d bytes on disk, digest says %d", rel, size, src.size)
+        touched.append(os.path.dirname(dest))
+        summary.files_written += 1
+        summary.bytes_written += src.size if how == "copied" else 0
+        if how == "linked":
+            summary.blobs_linked += 1
+        else:
+            summary.blobs_copied += 1
+        testpoints.reached(f"blob {digest}")
+        progress.advance("blobs")
+    _fsync_all(touched)
+    progress.finish("blobs")
+    return preexisting
+
+
+def _publish_manifests(plan: Plan, root: str, run: _Run, summary: ExportSummary, progress: _Progress) -> None:
+    """Step 3: manifest bodies, byte-exact, from memory (their digests were checked when parsed)."""
+    touched: list[str] = []
+    progress.start("manifests", "Exporting manifests", len(plan.manifests))
+    for digest in sorted(plan.manifests):
+        m = plan.manifests[digest]
+        rel = layout.manifest_path(digest)
+        dest = os.path.join(root, rel)
+        size = _existing_size(dest)
+        if size != m.size:
+            makedirs(os.path.dirname(dest), run.dirs)
+            write_bytes(dest, m.body, durable_dir=False)
+            if size is None:
+                run.files.append(dest)
+            else:
+                summary.replaced.append(rel)
+            touched.append(os.path.dirname(dest))
+            summary.manifests_written += 1
+            summary.files_written += 1
+            summary.bytes_written += m.size
+            testpoints.reached(f"manifest {digest}")
+        progress.advance("manifests")
+    _fsync_all(touched)
+    progress.finish("manifests")
+
+
+def build_metadata(
+    repo: RepositorySource,
+    plan: Plan,
+    root: str,
+    previous: dict[str, Any] | None,
+    preexisting: set[str],
+    now: float,
+    export_id: str | None,
+) -> dict[str, Any]:
+    """The version-5 document of docs/layout.md §4."""
+    prev_blobs = (previous or {}).get("blobs") or {}
+    blobs: dict[str, Any] = {}
+    for digest, src in plan.blobs.items():
+        prev = prev_blobs.get(digest)
+        if isinstance(prev, dict) and isinstance(prev.get("published"), int):
+            published = prev["published"]
+        elif digest in preexisting:
+            # In the tree already (another repository) but new here: its ctime is never earlier than
+            # its arrival, so crane's settle window errs towards the master.
+            published = int(os.lstat(os.path.join(root, layout.blob_path(digest))).st_ctime)
+        else:
+            published = int(now)
+        blobs[digest] = {"size": src.size, "published": published}
+    manifests: dict[str, Any] = {}
+    for digest, m in plan.manifests.items():
+        entry: dict[str, Any] = {"mediaType": m.media_type, "size": m.size, "body": m.body.decode("utf-8")}
+        if m.kind == "list":
+            entry["manifests"] = m.children
+        else:
+            entry["blobs"] = [b.digest for b in m.blobs]
+        manifests[digest] = entry
+    return {
+        "type": layout.METADATA_TYPE,
+        "version": layout.METADATA_VERSION,
+        "repo-registry-id": repo.name,
+        "repository": repo.repository or repo.name,
+        "protected": bool(repo.protected),
+        "urls": {"master": plan.master_url, "mirror": plan.mirror_url},
+        "tags": dict(plan.tags),
+        "manifests": manifests,
+        "blobs": blobs,
+        "export": {"id": export_id, "source": repo.source, "exported": metadata.iso_utc(now)},
+    }
+
+
+def export_repository(
+    repo: RepositorySource,
+    target: ExportTarget,
+    *,
+    progress: Progress | None = None,
+    export_id: str | None = None,
+    now: float | None = None,
+) -> ExportSummary:
+    """Export ``repo`` into ``target``; raise :class:`ExportError` (one-line message) on failure.
+
+    ``now`` (Unix seconds) fixes the clock for ``published`` and provenance (tests, replays).
+    """
+    t0 = time.monotonic()
+    now_ts = time.time() if now is None else float(now)
+    prog = _Progress(progress)
+    plan = plan_export(repo, target)
+    root = os.path.abspath(target.root)
+    metadata_dir = os.path.abspath(target.metadata_dir)
+    module = target.module or filelist.default_module(root)
+    layout.filelist_name(module)  # validates
+    meta_path = os.path.join(metadata_dir, layout.metadata_relpath(repo.name))
+
+    summary = ExportSummary(
+        name=repo.name,
+        tags=dict(plan.tags),
+        manifests=len(plan.manifests),
+        blobs=len(plan.blobs),
+        skipped_schema1=list(plan.skipped_schema1),
+        metadata_path=meta_path,
+        skipped_tags=list(plan.skipped_tags),
+        optional_missing=sorted(plan.optional_missing),
+    )
+    for d in plan.skipped_schema1:
+        summary.warnings.append(f"skipped Docker schema 1 manifest {d}")
+    if plan.skipped_tags:
+        skipped = ", ".join(plan.skipped_tags)
+        summary.warnings.append(f"skipped tags pointing at schema 1 manifests: {skipped}")
+    for w in summary.warnings:
+        log.warning("%s: %s", repo.name, w)
+
+    try:
+        with tree_lock(root):
+            for p in clean_temp_files(root) + clean_temp_files(metadata_dir):
+                log.info("removed leftover temp file %s", p)
+            testpoints.reached("locked")
+            run = _Run()
+            try:
+                preexisting = _publish_blobs(plan, root, target, run, summary, prog)
+                _publish_manifests(plan, root, run, summary, prog)
+                prog.start("metadata", "Writing metadata", 1)
+                previous = metadata.load(meta_path)
+                doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id)
+                summary.metadata_changed = metadata.write_if_changed(meta_path, doc, previous)
+            except BaseException:
+                run.rollback()
+                raise
+            if summary.metadata_changed:
+                summary.files_written += 1
+                testpoints.reached("metadata")
+            prog.advance("metadata")
+            prog.finish("metadata")
+            prog.start("filelist", "Updating the file list", 1)
+            summary.filelist_changed = filelist.write_if_changed(root, module)
+            if summary.filelist_changed:
+                summary.files_written += 1
+                testpoints.reached("filelist")
+            prog.advance("filelist")
+            prog.finish("filelist")
+    except OSError as exc:
+        raise ExportError(f"export of {repo.name} failed: {exc}") from exc
+    summary.seconds = time.monotonic() - t0
+    return summary

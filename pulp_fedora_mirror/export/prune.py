@@ -1,0 +1,127 @@
+"""Delete tree files no metadata references, but only after a grace period.
+
+Mirrors copy additions before deletions and are crawled at most every few hours, and crane may
+still hold an older metadata file, so a file that just became unreferenced can still be fetched
+(mirrors.md §7.2, §8). A file is deleted only once it has been *continuously* unreferenced for the
+grace period; first-seen times live in ``METADATA_DIR/.fedora-mirror/prune-state.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import filelist
+from .atomic import clean_temp_files, makedirs, read_if_exists, write_bytes
+from .errors import ExportError
+from .lock import tree_lock
+from .metadata import STATE_DIR, iso_utc
+from .verify import referenced, tree_files
+
+STATE_FILE = "prune-state.json"
+LOG_FILE = "prune.log"
+
+
+@dataclass
+class PruneSummary:
+    """What a prune did (or, with ``dry_run``, would do)."""
+
+    referenced: int = 0
+    unreferenced: int = 0
+    newly_unreferenced: int = 0
+    deleted: list[str] = field(default_factory=list)
+    waiting: dict[str, int] = field(default_factory=dict)  # path -> seconds left
+    dirs_removed: list[str] = field(default_factory=list)
+    filelist_changed: bool = False
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _load_state(path: str) -> dict[str, float]:
+    raw = read_if_exists(path)
+    if raw is None:
+        return {}
+    try:
+        doc = json.loads(raw)
+        return {str(k): float(v) for k, v in doc.get("first_unreferenced", {}).items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise ExportError(f"prune state {path} is unreadable ({exc}); fix or remove it") from None
+
+
+def prune(
+    root: str,
+    metadata_dir: str,
+    grace_seconds: float,
+    *,
+    dry_run: bool = False,
+    now: float | None = None,
+    module: str | None = None,
+) -> PruneSummary:
+    """Delete files unreferenced for at least ``grace_seconds``; regenerate the file list."""
+    now_ts = time.time() if now is None else float(now)
+    root = os.path.abspath(root)
+    metadata_dir = os.path.abspath(metadata_dir)
+    if not os.path.isdir(metadata_dir):
+        raise ExportError(f"metadata directory {metadata_dir} does not exist")
+    state_dir = os.path.join(metadata_dir, STATE_DIR)
+    state_path = os.path.join(state_dir, STATE_FILE)
+    summary = PruneSummary(dry_run=dry_run)
+    with tree_lock(root):
+        # Read the references with the lock held: an export in progress publishes metadata last,
+        # so files it just created are referenced by the time we can take the lock.
+        refs = referenced(metadata_dir)
+        summary.referenced = len(refs)
+        state = _load_state(state_path)
+        files = [rel for rel in tree_files(root) if not os.path.basename(rel).startswith(".")]
+        unref = sorted(rel for rel in files if rel not in refs)
+        summary.unreferenced = len(unref)
+        new_state: dict[str, float] = {}
+        to_delete: list[str] = []
+        for rel in unref:
+            first = state.get(rel)
+            if first is None:
+                first = now_ts
+                summary.newly_unreferenced += 1
+            new_state[rel] = first
+            if now_ts - first >= grace_seconds:
+                to_delete.append(rel)
+            else:
+                summary.waiting[rel] = int(grace_seconds - (now_ts - first) + 0.999)
+        if dry_run:
+            summary.deleted = to_delete
+            return summary
+        makedirs(state_dir)
+        log_path = os.path.join(state_dir, LOG_FILE)
+        for rel in to_delete:
+            full = os.path.join(root, rel)
+            size = os.lstat(full).st_size
+            os.unlink(full)
+            del new_state[rel]
+            summary.deleted.append(rel)
+            entry = {
+                "time": iso_utc(now_ts),
+                "path": rel,
+                "size": size,
+                "unreferenced_since": iso_utc(state[rel]),
+            }
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        if new_state != state:
+            doc = {"first_unreferenced": dict(sorted(new_state.items())), "version": 1}
+            write_bytes(state_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        for rel in to_delete:
+            d = os.path.dirname(os.path.join(root, rel))
+            with contextlib.suppress(OSError):  # not empty: other files still there
+                os.rmdir(d)
+                summary.dirs_removed.append(os.path.relpath(d, root))
+        clean_temp_files(root)
+        summary.filelist_changed = filelist.write_if_changed(root, module)
+    return summary
