@@ -53,6 +53,15 @@ def _iso(value: Any) -> str | None:
     return value.replace(microsecond=0).isoformat()
 
 
+def export_href(export: Any, get_url: Any) -> str:
+    """The export's REST href. ``get_url(export)`` cannot reverse the nested route (it needs the
+    exporter's pk too), so build it from the exporter's href, as the API shows it."""
+    exporter = export.exporter
+    cast = getattr(exporter, "cast", None)
+    exporter = cast() if callable(cast) else exporter
+    return f"{get_url(exporter)}exports/{export.pk}/"
+
+
 def notify_from_pulp(export: Any, summary: Any) -> None:
     """Queue and try to send the ``export.complete`` message for a saved MirrorExport.
 
@@ -80,7 +89,7 @@ def notify_from_pulp(export: Any, summary: Any) -> None:
     task = getattr(export, "task", None)
     notify_export_complete(
         data,
-        export_id=get_url(export),
+        export_id=export_href(export, get_url),
         source=str(params.get("repository_version", "")),
         config={str(k).lower(): v for k, v in dict(conf or {}).items()},
         repository=repository,
