@@ -10,7 +10,7 @@ Wiring (``pulp_fedora_mirror/app/tasks/export.py``)::
         from pulp_fedora_mirror.notify.pulp_hook import notify_from_pulp
         notify_from_pulp(export, summary)
 
-Settings (Pulp's ``settings.py`` or ``PULP_FEDORA_MIRROR_NOTIFY__URL=…`` env)::
+Settings (Pulp's ``settings.py``)::
 
     FEDORA_MIRROR_NOTIFY = {
         "url": "amqps://rabbitmq.example.org/%2Fpubsub",
