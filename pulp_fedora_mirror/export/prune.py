@@ -110,13 +110,13 @@ def prune(
             full = os.path.join(root, rel)
             size = os.lstat(full).st_size
             os.unlink(full)
-            del new_state[rel]
+            since = new_state.pop(rel)  # also set for a file first seen unreferenced in this run
             summary.deleted.append(rel)
             entry = {
                 "time": iso_utc(now_ts),
                 "path": rel,
                 "size": size,
-                "unreferenced_since": iso_utc(state[rel]),
+                "unreferenced_since": iso_utc(since),
             }
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry, sort_keys=True) + "\n")

@@ -79,8 +79,8 @@ def test_grace_period(env: Env) -> None:
     log = [json.loads(x) for x in open(os.path.join(env.meta, ".fedora-mirror", "prune.log"))]
     assert {e["path"] for e in log} == gone
     assert all(e["time"] and e["size"] > 0 and e["unreferenced_since"] for e in log)
-    state = json.load(open(os.path.join(env.meta, ".fedora-mirror", "prune-state.json")))
-    assert state["first_unreferenced"] == {}
+    # nothing is left waiting, so there is no state to keep
+    assert not os.path.exists(os.path.join(env.meta, ".fedora-mirror", "prune-state.json"))
 
 
 def test_rereferenced_file_restarts_the_clock(env: Env) -> None:
@@ -101,3 +101,18 @@ def test_other_repositories_keep_shared_files(env: Env) -> None:
     _shrink(env)
     s = prune(env.root, env.meta, 0, now=T0)
     assert s.unreferenced == 0 and s.deleted == []
+
+
+def test_zero_grace_deletes_at_first_sighting_and_logs_it(env: Env) -> None:
+    """Grace 0 (allowed by the CLI and the Pulp exporter) removes files the first time they are
+    seen unreferenced; the log still says since when (regression: this raised KeyError)."""
+    env.export()
+    gone = _shrink(env)
+    s = prune(env.root, env.meta, 0, now=T0)
+    assert set(s.deleted) == gone and s.newly_unreferenced == len(gone)
+    assert not any(os.path.exists(os.path.join(env.root, p)) for p in gone)
+    log = [json.loads(x) for x in open(os.path.join(env.meta, ".fedora-mirror", "prune.log"))]
+    assert {e["path"] for e in log} == gone
+    assert {e["unreferenced_since"] for e in log} == {e["time"] for e in log}
+    # nothing is left waiting, so there is no state to keep
+    assert not os.path.exists(os.path.join(env.meta, ".fedora-mirror", "prune-state.json"))
