@@ -79,8 +79,8 @@ def test_grace_period(env: Env) -> None:
     log = [json.loads(x) for x in open(os.path.join(env.meta, ".fedora-mirror", "prune.log"))]
     assert {e["path"] for e in log} == gone
     assert all(e["time"] and e["size"] > 0 and e["unreferenced_since"] for e in log)
-    # nothing is left waiting, so there is no state to keep
-    assert not os.path.exists(os.path.join(env.meta, ".fedora-mirror", "prune-state.json"))
+    state = json.load(open(os.path.join(env.meta, ".fedora-mirror", "prune-state.json")))
+    assert state["first_unreferenced"] == {}
 
 
 def test_rereferenced_file_restarts_the_clock(env: Env) -> None:
