@@ -4,6 +4,7 @@ Everything under ``pulp_fedora_mirror.app`` may import Django and pulpcore; the 
 package must not (the CLI and crane_fedora run on hosts without Pulp).
 """
 
+from django.db.models.signals import post_migrate
 from pulpcore.plugin import PulpPluginAppConfig
 
 from pulp_fedora_mirror import __version__
@@ -17,3 +18,11 @@ class PulpFedoraMirrorPluginAppConfig(PulpPluginAppConfig):
     version = __version__
     python_package_name = "pulp-fedora-mirror"
     domain_compatible = True
+
+    def ready(self) -> None:
+        super().ready()
+        from pulp_fedora_mirror.app.schedules import configure_notification_retry
+
+        post_migrate.connect(
+            configure_notification_retry, sender=self, dispatch_uid="fedora_mirror_notification_retry"
+        )

@@ -42,10 +42,22 @@ def state_dir() -> Path:
     return d
 
 
+def notify_config_path(state_dir: Path) -> Path:
+    """Where the session Pulp looks for its notification (broker) settings."""
+    return state_dir / "notify.toml"
+
+
 @pytest.fixture(scope="session")
 def pulp(state_dir: Path) -> Iterator[PulpServer]:
     """A running Pulp with this checkout's plugin (started once per session)."""
-    server = PulpServer(state_dir / "pulp")
+    # Notifications read their broker settings from this file at every export (tests/pulp/
+    # test_notify.py writes it); while it is absent they are off.
+    server = PulpServer(
+        state_dir / "pulp",
+        extra_settings={
+            "FEDORA_MIRROR_NOTIFY": {"config_file": str(notify_config_path(state_dir)), "retry_interval": 1}
+        },
+    )
     server.start()
     try:
         yield server

@@ -23,6 +23,7 @@ from pulpcore.plugin.models import (
 from pulpcore.plugin.util import get_url
 
 from pulp_fedora_mirror.app.models import MirrorExport, MirrorExporter
+from pulp_fedora_mirror.app.tasks.notify import notify_from_pulp
 from pulp_fedora_mirror.export.exporter import export_repository
 from pulp_fedora_mirror.export.source import (
     BlobSource,
@@ -191,10 +192,12 @@ def report_summary(summary: Any) -> None:
 def after_export(export: MirrorExport, summary: Any) -> None:
     """Hook run after a successful export, once its record is saved.
 
-    Deliberately a no-op for now: notifications (docs/messages.md) are wired here later, so
-    they go out only after the tree, the metadata and the record are all in place. Whatever is
-    wired here must handle its own errors: an exception would fail a task whose export is done.
+    Announces the publish (docs/messages.md): only now are the tree, the metadata, the file list
+    and the record all in place. The notifier queues the message in its outbox before trying the
+    broker and never raises for broker trouble, so a down broker cannot fail a finished export;
+    the periodic ``flush_notifications`` task retries what is pending.
     """
+    notify_from_pulp(export, summary)
 
 
 def export_to_mirror(exporter_pk: str, repo_version_pk: str, name: str) -> dict[str, Any]:

@@ -1,22 +1,17 @@
-"""The Pulp side of notifications: what the export task's ``after_export`` hook calls.
+"""Publish notifications from Pulp: the export task's hook and the periodic retry.
 
-Kept apart from the rest of :mod:`pulp_fedora_mirror.notify` so that package never imports
-Django or pulpcore (Bodhi and the CLI use it without them); everything Pulp-specific is imported
-inside the function.
-
-Wiring (``pulp_fedora_mirror/app/tasks/export.py``)::
-
-    def after_export(export, summary):
-        from pulp_fedora_mirror.notify.pulp_hook import notify_from_pulp
-        notify_from_pulp(export, summary)
-
-Settings (Pulp's ``settings.py``)::
+The message itself, the outbox and the senders live in :mod:`pulp_fedora_mirror.notify` (no
+Django; the CLI and Bodhi use them too). This module only reads Pulp's settings and the export
+record. Settings (Pulp's ``settings.py``)::
 
     FEDORA_MIRROR_NOTIFY = {
         "url": "amqps://rabbitmq.example.org/%2Fpubsub",
         "topic_prefix": "org.fedoraproject.prod",
         "spool_dir": "/var/lib/pulp/fedora-mirror/outbox",
         "certfile": "...", "keyfile": "...", "ca_cert": "...",
+        "retry_interval": 60,          # seconds between retries of pending messages
+        # or keep the broker settings in a file only the worker can read:
+        # "config_file": "/etc/fedora-mirror/notify.toml",
     }
 
 Without that setting (and without ``FEDORA_MIRROR_AMQP_URL``/``FEDORA_MIRROR_NOTIFY_CONFIG`` in the
@@ -32,7 +27,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .config import SYSTEM_CONFIG
+from pulp_fedora_mirror.notify import flush, notify_export_complete
+from pulp_fedora_mirror.notify.config import SYSTEM_CONFIG, NotifyConfig, load_config
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +58,61 @@ def export_href(export: Any, get_url: Any) -> str:
     return f"{get_url(exporter)}exports/{export.pk}/"
 
 
+def plugin_notify_config() -> NotifyConfig | None:
+    """The notifier's config from Pulp's settings (merged over env and files), or None if off.
+
+    Read at every call, not at import: a ``config_file`` edited by the admin takes effect for
+    the next export without restarting workers. A configured file that is missing or unreadable
+    turns notifications off with an error in the log rather than failing exports.
+    """
+    from django.conf import settings
+
+    conf = {str(k).lower(): v for k, v in dict(getattr(settings, SETTING, None) or {}).items()}
+    if not conf and not _enabled_elsewhere():
+        log.debug("notifications off (no %s setting)", SETTING)
+        return None
+    path = conf.pop("config_file", None)
+    conf.pop("retry_interval", None)
+    try:
+        return load_config(path, **conf)
+    except (OSError, ValueError) as exc:
+        log.error("notifications off: cannot read their configuration (%s)", exc)
+        return None
+
+
+def retry_interval() -> int:
+    """Seconds between runs of :func:`flush_notifications` (setting ``retry_interval``, default 60)."""
+    from django.conf import settings
+
+    conf = dict(getattr(settings, SETTING, None) or {})
+    return max(1, int(conf.get("retry_interval", conf.get("RETRY_INTERVAL", 60))))
+
+
+def flush_notifications() -> dict[str, int]:
+    """Task run by a pulpcore TaskSchedule: deliver what the outbox still holds.
+
+    This is what makes "retried until delivered" true inside Pulp: a message queued while the
+    broker was down leaves with the next run, whether or not another export happens.
+    """
+    cfg = plugin_notify_config()
+    if cfg is None:
+        return {"sent": 0, "failed": 0}
+    sent, failed = flush(cfg)
+    if sent or failed:
+        log.info("notifications: %d delivered, %d still pending", sent, failed)
+    return {"sent": sent, "failed": failed}
+
+
 def notify_from_pulp(export: Any, summary: Any) -> None:
     """Queue and try to send the ``export.complete`` message for a saved MirrorExport.
 
     ``export_id`` is the export's REST href (what Bodhi sees in the task's created_resources);
     ``source`` the exported repository version href from the export's params.
     """
-    from django.conf import settings
     from pulpcore.plugin.util import get_url
 
-    from . import notify_export_complete
-
-    conf = getattr(settings, SETTING, None)
-    if not conf and not _enabled_elsewhere():
-        log.debug("notifications off (no %s setting)", SETTING)
+    cfg = plugin_notify_config()
+    if cfg is None:
         return
     data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
     params = export.params if isinstance(export.params, Mapping) else {}
@@ -91,7 +128,7 @@ def notify_from_pulp(export: Any, summary: Any) -> None:
         data,
         export_id=export_href(export, get_url),
         source=str(params.get("repository_version", "")),
-        config={str(k).lower(): v for k, v in dict(conf or {}).items()},
+        config=cfg,
         repository=repository,
         started_at=_iso(getattr(task, "started_at", None)),
     )
