@@ -107,6 +107,12 @@ class Registry:
     # -- entry point ------------------------------------------------------------------------
     def handle(self, environ: dict) -> Reply:
         """Answer one request whose PATH_INFO is ``/v2`` or starts with ``/v2/``."""
+        reply = self._handle(environ)
+        if reply[2] and environ.get("REQUEST_METHOD") == "HEAD":
+            return reply[0], reply[1], b""
+        return reply
+
+    def _handle(self, environ: dict) -> Reply:
         path = environ.get("PATH_INFO", "")
         if path == "/v2":
             return STATUS[301], [("Location", "/v2/"), ("Content-Length", "0"), API_HEADER], b""
@@ -129,7 +135,7 @@ class Registry:
         if rest == "_catalog":
             return self._catalog(environ, index, head)
         parts = rest.rsplit("/", 2)
-        if len(parts) != 3 or parts[1] not in KEYWORDS:
+        if len(parts) != 3 or parts[1] not in KEYWORDS or not parts[2]:
             return error(404, "NAME_UNKNOWN", "unknown endpoint", {"path": path[:300]})
         name, keyword, ref = parts
         if not is_valid_name(name):
@@ -152,8 +158,8 @@ class Registry:
             manifest = repo.tags.get(ref)
         elif _digest_match(ref):
             manifest = repo.manifests.get(ref)
-        elif ANY_DIGEST_RE.match(ref):
-            manifest = None
+        elif ANY_DIGEST_RE.match(ref) and not ref.startswith("sha256:"):
+            manifest = None  # another algorithm: valid, but nothing is stored under it
         elif ":" in ref:
             return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
         else:
@@ -195,7 +201,7 @@ class Registry:
 
     def _blob(self, repo: NativeRepo, ref: str, head: bool) -> Reply:
         if not _digest_match(ref):
-            if ANY_DIGEST_RE.match(ref):
+            if ANY_DIGEST_RE.match(ref) and not ref.startswith("sha256:"):
                 return error(404, "BLOB_UNKNOWN", "blob unknown to registry", {"digest": ref})
             return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
         info = repo.blobs.get(ref)
