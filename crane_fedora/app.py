@@ -65,7 +65,8 @@ def _install_error_handlers(app: Flask) -> None:
             allow = ", ".join(getattr(exc, "valid_methods", None) or ["GET", "HEAD"])
             return _json_error(405, "UNSUPPORTED", "method not allowed", {"Allow": allow})
         if 300 <= status < 400:  # routing redirects (e.g. strict slashes)
-            return exc.get_response()  # type: ignore[return-value]
+            location = getattr(exc, "new_url", None) or "/"
+            return Response(b"", status=status, headers={"Location": location})
         code = {404: "NOT_FOUND", 400: "BAD_REQUEST"}.get(status, "UNKNOWN")
         return _json_error(status, code, exc.name or "error")
 
@@ -102,7 +103,14 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
         store.ensure_poller()
 
     @app.after_request
-    def _api_header(resp: Response) -> Response:
+    def _no_html(resp: Response) -> Response:
+        # Werkzeug's routing redirects (strict slashes) carry an HTML body: drop it.
+        if resp.mimetype == "text/html":
+            resp.set_data(b"")
+            if resp.status_code < 300 or resp.status_code >= 400:
+                resp.mimetype = "application/json"
+            else:
+                del resp.headers["Content-Type"]
         if request.path.startswith("/v2"):
             resp.headers.setdefault(*API_HEADER)
         return resp

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 ENV_PATH = "CRANE_CONFIG_PATH"
 DEFAULT_PATH = "/etc/crane.conf"
 HASH_ALGOS = ("sha256", "sha1", "md5")
+DEFAULT_DATA_DIR = "/var/lib/crane/metadata/"
+DEFAULT_CONTENT_DIR_V2 = "/var/www/pub/docker/v2/web/"
 
 #: Keys Crane knew that crane_fedora accepts and ignores (the v1 API and its search are gone).
 _IGNORED = {
@@ -74,7 +76,7 @@ class Config:
     """All settings, validated. Defaults are Crane's where Crane had the key."""
 
     debug: bool = False
-    data_dir: str = "/var/lib/crane/metadata/"
+    data_dir: str = DEFAULT_DATA_DIR
     data_dir_polling_interval: int = 60
     endpoint: str = ""
     # [cdn]
@@ -86,7 +88,7 @@ class Config:
     url_auth_algo: str = "sha256"
     # [serve_content]
     serve_content: bool = False
-    content_dir_v2: str = "/var/www/pub/docker/v2/web/"
+    content_dir_v2: str = DEFAULT_CONTENT_DIR_V2
     use_x_sendfile: bool = True
     # [mirrors]
     settle_seconds: int = 86400
@@ -230,7 +232,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
 
     return Config(
         debug=debug,
-        data_dir=_str(cp, "general", "data_dir", Config.data_dir) or Config.data_dir,
+        data_dir=_str(cp, "general", "data_dir", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR,
         data_dir_polling_interval=_int(cp, "general", "data_dir_polling_interval", 60),
         endpoint=_str(cp, "general", "endpoint", ""),
         url_match=url_match,
@@ -240,8 +242,8 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         url_auth_param=_str(cp, "cdn", "url_auth_param", "_auth_") or "_auth_",
         url_auth_algo=algo,
         serve_content=_bool(cp, "serve_content", "enable", False),
-        content_dir_v2=_str(cp, "serve_content", "content_dir_v2", Config.content_dir_v2)
-        or Config.content_dir_v2,
+        content_dir_v2=_str(cp, "serve_content", "content_dir_v2", DEFAULT_CONTENT_DIR_V2)
+        or DEFAULT_CONTENT_DIR_V2,
         use_x_sendfile=_bool(cp, "serve_content", "use_x_sendfile", True),
         settle_seconds=_int(cp, "mirrors", "settle_seconds", 86400),
         allowed_url_prefixes=_url_prefixes(_str(cp, "mirrors", "allowed_url_prefixes", "")),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 bp = Blueprint("admin", __name__)
 
@@ -44,14 +44,14 @@ def v1_ping() -> Response:
     )
 
 
-@bp.route("/v1/", defaults={"rest": ""}, methods=["GET", "HEAD"])
-@bp.route("/v1/<path:rest>", methods=["GET", "HEAD"])
-def v1_gone(rest: str) -> Response:
-    """The docker-registry 0.6 (v1) protocol is dead; say so in JSON."""
-    return _json(
-        {"errors": [{"code": "UNSUPPORTED", "message": "the v1 registry API is not served", "detail": {}}]},
-        404,
-    )
+@bp.before_app_request
+def v1_gone() -> Response | None:
+    """The docker-registry 0.6 (v1) protocol is dead: every /v1 path but _ping says so in JSON."""
+    path = request.path
+    if (path == "/v1" or path.startswith("/v1/")) and path != "/v1/_ping":
+        return _json({"errors": [{"code": "UNSUPPORTED", "message": "the v1 registry API is not served",
+                                  "detail": {}}]}, 404)
+    return None
 
 
 @bp.route("/crane/repositories/v2", methods=["GET", "HEAD"])

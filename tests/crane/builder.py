@@ -12,10 +12,14 @@ from pulp_fedora_mirror.mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDE
 MASTER = "https://dl.example.org/pub/containers/"
 MIRROR = "https://download.example.org/pub/containers/"
 OLD = 1_000_000_000  # long settled
-CONFIG_TYPES = {DOCKER_MANIFEST: "application/vnd.docker.container.image.v1+json",
-                OCI_MANIFEST: "application/vnd.oci.image.config.v1+json"}
-LAYER_TYPES = {DOCKER_MANIFEST: "application/vnd.docker.image.rootfs.diff.tar.gzip",
-               OCI_MANIFEST: "application/vnd.oci.image.layer.v1.tar+gzip"}
+CONFIG_TYPES = {
+    DOCKER_MANIFEST: "application/vnd.docker.container.image.v1+json",
+    OCI_MANIFEST: "application/vnd.oci.image.config.v1+json",
+}
+LAYER_TYPES = {
+    DOCKER_MANIFEST: "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    OCI_MANIFEST: "application/vnd.oci.image.layer.v1.tar+gzip",
+}
 
 
 def sha(data: bytes) -> str:
@@ -25,8 +29,9 @@ def sha(data: bytes) -> str:
 class Native:
     """A native repository under construction."""
 
-    def __init__(self, name: str, *, master: str = MASTER, mirror: str | None = MIRROR,
-                 protected: bool = False) -> None:
+    def __init__(
+        self, name: str, *, master: str = MASTER, mirror: str | None = MIRROR, protected: bool = False
+    ) -> None:
         self.name = name
         self.master = master
         self.mirror = mirror
@@ -39,14 +44,22 @@ class Native:
         config = f"config-{self.name}-{seed}".encode()
         layer = f"layer-{self.name}-{seed}".encode() * 3
         cfg_d, layer_d = sha(config), sha(layer)
-        body = json.dumps({
-            "schemaVersion": 2, "mediaType": media_type,
-            "config": {"mediaType": CONFIG_TYPES[media_type], "digest": cfg_d, "size": len(config)},
-            "layers": [{"mediaType": LAYER_TYPES[media_type], "digest": layer_d, "size": len(layer)}],
-        }, indent=3)
+        body = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": media_type,
+                "config": {"mediaType": CONFIG_TYPES[media_type], "digest": cfg_d, "size": len(config)},
+                "layers": [{"mediaType": LAYER_TYPES[media_type], "digest": layer_d, "size": len(layer)}],
+            },
+            indent=3,
+        )
         digest = sha(body.encode())
-        self.manifests[digest] = {"mediaType": media_type, "size": len(body.encode()), "body": body,
-                                  "blobs": [cfg_d, layer_d]}
+        self.manifests[digest] = {
+            "mediaType": media_type,
+            "size": len(body.encode()),
+            "body": body,
+            "blobs": [cfg_d, layer_d],
+        }
         self.blobs[cfg_d] = {"size": len(config), "published": published}
         self.blobs[layer_d] = {"size": len(layer), "published": published}
         return digest
@@ -58,12 +71,22 @@ class Native:
             platform = {"architecture": arch, "os": "linux"}
             if variant:
                 platform["variant"] = variant
-            entries.append({"digest": digest, "mediaType": self.manifests[digest]["mediaType"],
-                            "size": self.manifests[digest]["size"], "platform": platform})
+            entries.append(
+                {
+                    "digest": digest,
+                    "mediaType": self.manifests[digest]["mediaType"],
+                    "size": self.manifests[digest]["size"],
+                    "platform": platform,
+                }
+            )
         body = json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": entries}, indent=3)
         digest = sha(body.encode())
-        self.manifests[digest] = {"mediaType": media_type, "size": len(body.encode()), "body": body,
-                                  "manifests": entries}
+        self.manifests[digest] = {
+            "mediaType": media_type,
+            "size": len(body.encode()),
+            "body": body,
+            "manifests": entries,
+        }
         return digest
 
     def tag(self, tag: str, digest: str) -> Native:
@@ -72,10 +95,15 @@ class Native:
 
     def doc(self) -> dict:
         return {
-            "type": "fedora-mirror", "version": 5, "repo-registry-id": self.name,
-            "repository": self.name.replace("/", "-"), "protected": self.protected,
+            "type": "fedora-mirror",
+            "version": 5,
+            "repo-registry-id": self.name,
+            "repository": self.name.replace("/", "-"),
+            "protected": self.protected,
             "urls": {"master": self.master, "mirror": self.mirror},
-            "tags": self.tags, "manifests": self.manifests, "blobs": self.blobs,
+            "tags": self.tags,
+            "manifests": self.manifests,
+            "blobs": self.blobs,
             "export": {"id": None, "source": "test", "exported": "2026-11-29T01:40:00Z"},
         }
 

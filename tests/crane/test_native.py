@@ -150,8 +150,7 @@ def test_q_values(client, repo):
 
 def test_repeated_accept_lines_are_merged(client, repo):
     _, d = repo
-    r = client.get(f"{REPO}/manifests/latest",
-                   headers=[("Accept", OCI_MANIFEST), ("Accept", OCI_INDEX)])
+    r = client.get(f"{REPO}/manifests/latest", headers=[("Accept", OCI_MANIFEST), ("Accept", OCI_INDEX)])
     assert r.headers["Docker-Content-Digest"] == d["index"]
 
 
@@ -339,7 +338,7 @@ def test_tags_list_pagination(client, repo):
         link = r.headers.get("Link")
         if link:
             assert link.endswith('>; rel="next"')
-            url = link[1:link.index(">")]
+            url = link[1 : link.index(">")]
             assert url.startswith(f"{REPO}/tags/list?n=2&last=")
         else:
             url = ""
