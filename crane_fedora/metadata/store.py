@@ -9,8 +9,10 @@ and removals are all seen.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -50,31 +52,46 @@ class MetadataStore:
 
     # -- scanning ---------------------------------------------------------------------------
     def _scan(self) -> dict[str, Signature] | None:
-        """Every ``*.json`` under data_dir (links followed, dot-names skipped) with its signature."""
+        """Every ``*.json`` under data_dir (links followed, dot-names skipped) with its signature.
+
+        Why not ``os.walk``: this runs every poll over every file, and ``fstatat`` relative to an
+        open directory (``os.scandir(fd)``) is about a quarter cheaper than stat by full path.
+        """
         if not os.path.isdir(self.data_dir):
             return None
         found: dict[str, Signature] = {}
-        seen_dirs: set[tuple[int, int]] = set()
-        for root, dirs, files in os.walk(self.data_dir, followlinks=True):
-            try:
-                st = os.stat(root)
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen_dirs:  # symlink loop
-                dirs[:] = []
-                continue
-            seen_dirs.add((st.st_dev, st.st_ino))
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for fname in files:
-                if fname.startswith(".") or not fname.endswith(".json"):
-                    continue
-                full = os.path.join(root, fname)
-                try:
-                    st = os.stat(full)
-                except OSError:
-                    continue  # vanished or dangling link
-                found[full] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        self._scan_dir(self.data_dir, found, set())
         return found
+
+    def _scan_dir(self, path: str, found: dict[str, Signature], seen: set[tuple[int, int]]) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        subdirs = []
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in seen:  # symlink loop
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name[0] == ".":
+                        continue
+                    if name.endswith(".json"):
+                        try:
+                            st = entry.stat()  # follows links
+                        except OSError:
+                            continue  # vanished or dangling link
+                        if stat.S_ISREG(st.st_mode):
+                            found[f"{path}/{name}"] = (st.st_mtime_ns, st.st_size, st.st_ino)
+                    elif entry.is_dir():
+                        subdirs.append(name)
+        finally:
+            os.close(fd)
+        for name in sorted(subdirs):
+            self._scan_dir(f"{path}/{name}", found, seen)
 
     def _parse(self, full: str, rel: str, previous: FileEntry | None, sig: Signature) -> FileEntry:
         """Parse one changed file; on failure keep the previous good repository and log once."""
@@ -94,7 +111,22 @@ class MetadataStore:
             return FileEntry(sig, old_repo, failed=True)
 
     def refresh(self) -> bool:
-        """Bring the index up to date; return True if it was rebuilt. Never raises for bad files."""
+        """Bring the index up to date; return True if it was rebuilt. Never raises for bad files.
+
+        The cyclic GC is paused while parsing and the survivors are frozen afterwards: the index
+        holds millions of acyclic objects, and letting every collection walk them cost more than
+        the parsing itself (10,000 x 100 tags: seconds at load, hundreds of ms per reload).
+        """
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._refresh()
+        finally:
+            if gc_enabled:
+                gc.enable()
+            gc.freeze()
+
+    def _refresh(self) -> bool:
         with self._lock:
             found = self._scan()
             if found is None:
@@ -118,7 +150,7 @@ class MetadataStore:
                 entry = entries.get(full)
                 if entry is not None and entry.sig == sig:
                     continue
-                rel = os.path.relpath(full, self.data_dir)
+                rel = full[len(self.data_dir) + 1 :]
                 new = self._parse(full, rel, entry, sig)
                 if entry is None or new.repo is not entry.repo or new.failed != entry.failed:
                     changed = True

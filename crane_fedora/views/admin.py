@@ -49,8 +49,14 @@ def v1_gone() -> Response | None:
     """The docker-registry 0.6 (v1) protocol is dead: every /v1 path but _ping says so in JSON."""
     path = request.path
     if (path == "/v1" or path.startswith("/v1/")) and path != "/v1/_ping":
-        return _json({"errors": [{"code": "UNSUPPORTED", "message": "the v1 registry API is not served",
-                                  "detail": {}}]}, 404)
+        return _json(
+            {
+                "errors": [
+                    {"code": "UNSUPPORTED", "message": "the v1 registry API is not served", "detail": {}}
+                ]
+            },
+            404,
+        )
     return None
 
 
