@@ -152,3 +152,13 @@ def test_wsgi_good_config(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Flask"
+
+
+def test_packaged_default_conf_matches_defaults():
+    path = Path(__file__).resolve().parents[2] / "crane_fedora" / "default.conf"
+    assert load_config(path) == Config()
+    text = path.read_text()
+    for section, keys in cfgmod._KNOWN.items():
+        assert f"[{section}]" in text
+        for key in keys:
+            assert f"# {key} =" in text, key
