@@ -404,3 +404,12 @@ def test_error_body_shape(client):
     doc = json.loads(r.data)
     assert set(doc) == {"errors"}
     assert set(doc["errors"][0]) == {"code", "message", "detail"}
+
+
+def test_single_component_name(make_app, data_dir):
+    n = Native("busybox")
+    n.tag("latest", n.image("1"))
+    n.write(data_dir)
+    client = make_app().test_client()
+    assert client.get("/v2/busybox/manifests/latest").status_code == 200
+    assert client.get("/v2/busybox/tags/list").json == {"name": "busybox", "tags": ["latest"]}

@@ -62,6 +62,8 @@ def test_v2_flat_redirects_and_trailing_slash_added(make_app, pulp2_dir):
         ("old", S2, "manifests/1/old"),
         (AMD64, S2, f"manifests/2/{AMD64}"),
         (AMD64, ML, f"manifests/1/{AMD64}"),
+        # S2 or ML on a digest in no list (Crane checklist): schema 1 path
+        ("sha256:" + "9" * 64, f"{S2}, {ML}", "manifests/1/sha256:" + "9" * 64),
         # Crane ignored these; now honoured:
         ("latest", f"{S2};q=0.5, {ML};q=1", "manifests/list/latest"),
         ("latest", f"{ML};q=0, {S2}", f"manifests/2/{AMD64}"),
@@ -179,3 +181,20 @@ def test_bad_pulp2_file_rejected(make_app, data_dir, caplog):
 def test_allowed_url_prefixes_reject_pulp2(make_app, pulp2_dir):
     app = make_app("[mirrors]\nallowed_url_prefixes = https://cdn.example.com/pulp/docker/v2/legacy-\n")
     assert set(app.extensions["crane_fedora"].store.index.repos) == {"legacy/hello", "legacy/schema2"}
+
+
+def test_protected_defaults_false_and_lists_preserved(make_app, pulp2_dir):
+    repos = make_app().extensions["crane_fedora"].store.index.repos
+    assert repos["legacy/hello"].protected is False
+    assert repos["secret/pulp2"].protected is True
+    bb = repos["fedora/pulp2-busybox"]
+    assert bb.amd64_tags["latest"] == (AMD64, 2) and bb.amd64_tags["old-list"] == (OLD_AMD64, 1)
+    assert "v2tag" in bb.schema2_data and "latest" in bb.manifest_list_data
+
+
+def test_name_without_namespace(make_app, data_dir):
+    (data_dir / "hello.json").write_text(
+        '{"version": 2, "repo-registry-id": "hello", "repository": "hello", "url": "https://cdn.example.com/h"}'
+    )
+    client = make_app().test_client()
+    assert location(client, "/v2/hello/tags/list") == "https://cdn.example.com/h/tags/list"

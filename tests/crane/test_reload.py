@@ -171,3 +171,14 @@ def test_reload_of_one_file_is_fast(make_app, data_dir):
     elapsed = time.perf_counter() - started
     assert app.test_client().get("/v2/bulk/r7/manifests/new").status_code == 200
     assert elapsed < 0.5
+
+
+def test_subdirectory_added_and_removed(make_app, data_dir):
+    small("a/one").write(data_dir)
+    app = make_app()
+    small("deep/er/two").write(data_dir, "sub/dir/two.json")
+    refresh(app)
+    assert names(app) == {"a/one", "deep/er/two"}
+    shutil.rmtree(data_dir / "sub")
+    refresh(app)
+    assert names(app) == {"a/one"}
