@@ -118,13 +118,17 @@ class MetadataStore:
         the parsing itself (10,000 x 100 tags: seconds at load, hundreds of ms per reload).
         """
         gc_enabled = gc.isenabled()
+        gc.collect(1)  # young cyclic garbage first, so that freezing below cannot pin it
         gc.disable()
+        changed = False
         try:
-            return self._refresh()
+            changed = self._refresh()
+            return changed
         finally:
             if gc_enabled:
                 gc.enable()
-            gc.freeze()
+            if changed:
+                gc.freeze()  # the index is acyclic: frozen objects are still freed by refcount
 
     def _refresh(self) -> bool:
         with self._lock:
