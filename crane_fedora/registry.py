@@ -282,7 +282,11 @@ class Registry:
                         "n must be a non-negative integer",
                         {"n": raw_n[:50]},
                     )
-                n = min(int(raw_n), self.config.page_size_max)
+                # int() of thousands of digits raises; anything that long is "as many as allowed"
+                n = min(
+                    int(raw_n[:12]) if len(raw_n) <= 12 else self.config.page_size_max,
+                    self.config.page_size_max,
+                )
         if n is None:
             n = len(items) if default_all else self.config.page_size_max
         start = bisect_right(items, last) if last else 0

@@ -355,6 +355,11 @@ def test_tags_list_last_and_edge_cases(client, repo):
     assert client.get(f"{REPO}/tags/list?last=zzzz").json["tags"] == []
     assert_error(client.get(f"{REPO}/tags/list?n=-1"), 400, "PAGINATION_NUMBER_INVALID")
     assert_error(client.get(f"{REPO}/tags/list?n=abc"), 400, "PAGINATION_NUMBER_INVALID")
+    assert_error(
+        client.get(f"{REPO}/tags/list?n=\u0661"), 400, "PAGINATION_NUMBER_INVALID"
+    )  # non-ASCII digit
+    huge = client.get(f"{REPO}/tags/list?n=" + "9" * 6000)
+    assert huge.status_code == 200 and len(huge.json["tags"]) == len(expected)
     assert_error(client.get(f"{REPO}/tags/other"), 404, "NAME_UNKNOWN")
 
 
