@@ -1,7 +1,7 @@
 """Accept header parsing with q-values and wildcards.
 
 Why a cache: clients send a handful of distinct Accept values, so each is parsed once per
-process and the request path does one dict look-up.
+application and the request path does one dict look-up.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 Acceptor = Callable[[str], float]
-_CACHE: dict[str, Acceptor] = {}
-_CACHE_MAX = 512
 
 
 def _anything(media_type: str) -> float:
@@ -49,13 +47,20 @@ def _parse(header: str) -> Acceptor:
     return quality
 
 
-def acceptor(header: str | None) -> Acceptor:
-    """Return ``quality(media_type)`` for an Accept header; missing or empty = accept anything."""
-    if not header:
-        return _anything
-    fn = _CACHE.get(header)
-    if fn is None:
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.clear()
-        fn = _CACHE[header] = _parse(header)
-    return fn
+class AcceptCache:
+    """Parsed Accept headers by raw value; bounded (cleared when full), owned by one application."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._parsed: dict[str, Acceptor] = {}
+        self._limit = limit
+
+    def __call__(self, header: str | None) -> Acceptor:
+        """Return ``quality(media_type)`` for an Accept header; missing or empty = accept anything."""
+        if not header:
+            return _anything
+        fn = self._parsed.get(header)
+        if fn is None:
+            if len(self._parsed) >= self._limit:
+                self._parsed.clear()
+            fn = self._parsed[header] = _parse(header)
+        return fn

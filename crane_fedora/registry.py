@@ -21,7 +21,7 @@ from crane_fedora.config import Config
 from crane_fedora.metadata.index import Index
 from crane_fedora.metadata.model import NATIVE, Manifest, NativeRepo, Pulp2Repo
 from crane_fedora.metadata.store import MetadataStore
-from crane_fedora.negotiation import acceptor
+from crane_fedora.negotiation import AcceptCache
 from crane_fedora.protected import may_read
 from pulp_fedora_mirror.layout import ANY_DIGEST_RE, DIGEST_RE, blob_path, is_valid_name, join_url
 from pulp_fedora_mirror.layout import TAG_RE as _TAG_RE
@@ -103,6 +103,7 @@ class Registry:
         self.store = store
         self.serve_content = serve_content
         self.settle = config.settle_seconds
+        self.acceptor = AcceptCache()
 
     # -- entry point ------------------------------------------------------------------------
     def handle(self, environ: dict) -> Reply:
@@ -166,7 +167,7 @@ class Registry:
             return error(400, "TAG_INVALID", "invalid tag", {"tag": ref[:300]})
         if manifest is None:
             return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"name": repo.name, "reference": ref})
-        quality = acceptor(environ.get("HTTP_ACCEPT"))
+        quality = self.acceptor(environ.get("HTTP_ACCEPT"))
         chosen: Manifest = manifest
         best = quality(manifest.media_type)
         child = manifest.default_child
@@ -315,12 +316,11 @@ class Registry:
         location = finish_url(join_url(repo.url, rel), self.config)
         return STATUS[302], [("Location", location), ("Content-Length", "0"), API_HEADER], b""
 
-    @staticmethod
-    def _pulp2_manifest(repo: Pulp2Repo, ref: str, accept: str | None) -> tuple[str, str]:
+    def _pulp2_manifest(self, repo: Pulp2Repo, ref: str, accept: str | None) -> tuple[str, str]:
         """Crane's rules (crane.md §4) with real Accept parsing: q-values, ``*/*``, none = anything."""
         if repo.version == 2:
             return f"manifests/{ref}", JSON
-        quality = acceptor(accept)
+        quality = self.acceptor(accept)
         s2 = quality(DOCKER_MANIFEST) > 0
         ml = quality(DOCKER_LIST) > 0
         if not repo.schema2_data and not repo.manifest_list_data:
