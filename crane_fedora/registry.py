@@ -104,6 +104,8 @@ class Registry:
         self.serve_content = serve_content
         self.settle = config.settle_seconds
         self.acceptor = AcceptCache()
+        self._tags_cache: dict[NativeRepo, bytes] = {}
+        self._tags_index: Index | None = None
 
     # -- entry point ------------------------------------------------------------------------
     def handle(self, environ: dict) -> Reply:
@@ -244,11 +246,32 @@ class Registry:
             return error(
                 404, "NAME_UNKNOWN", "unknown endpoint", {"path": environ.get("PATH_INFO", "")[:300]}
             )
+        if not environ.get("QUERY_STRING"):
+            body = self._full_tags_body(repo)
+            headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER]
+            return STATUS[200], headers, b"" if head else body
         result = self._page(repo.sorted_tags, environ, f"/v2/{repo.name}/tags/list", default_all=True)
         if isinstance(result[0], str):
             return result  # type: ignore[return-value]
         items, link = result
         return _json_reply({"name": repo.name, "tags": items}, head, link)  # type: ignore[arg-type]
+
+    def _full_tags_body(self, repo: NativeRepo) -> bytes:
+        """The unpaginated tag list, serialised once per repository snapshot (bounded cache).
+
+        Keyed by the repository object, and dropped whenever the index is swapped, so a reload
+        never serves a stale list and old snapshots are not kept alive.
+        """
+        index = self.store.index
+        if self._tags_index is not index:
+            self._tags_cache, self._tags_index = {}, index
+        cache = self._tags_cache
+        body = cache.get(repo)
+        if body is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            body = cache[repo] = json.dumps({"name": repo.name, "tags": list(repo.sorted_tags)}).encode()
+        return body
 
     def _catalog(self, environ: dict, index: Index, head: bool) -> Reply:
         if not self.config.catalog:

@@ -182,3 +182,17 @@ def test_subdirectory_added_and_removed(make_app, data_dir):
     shutil.rmtree(data_dir / "sub")
     refresh(app)
     assert names(app) == {"a/one"}
+
+
+def test_tags_list_not_stale_after_reload(make_app, data_dir):
+    n = small("a/one", tag="x")
+    n.write(data_dir)
+    app = make_app()
+    client = app.test_client()
+    assert client.get("/v2/a/one/tags/list").json["tags"] == ["x"]
+    n.tag("y", n.tags["x"]).write(data_dir)
+    refresh(app)
+    assert client.get("/v2/a/one/tags/list").json["tags"] == ["x", "y"]
+    assert client.head("/v2/a/one/tags/list").headers["Content-Length"] == str(
+        len(client.get("/v2/a/one/tags/list").data)
+    )
