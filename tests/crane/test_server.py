@@ -16,6 +16,7 @@ import pytest
 from .builder import busybox
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.services  # starts a real gunicorn (by itself, on a free port)
 
 
 def _free_port() -> int:
