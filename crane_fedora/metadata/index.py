@@ -26,6 +26,8 @@ class Index:
     native: int = 0
     pulp2: int = 0
     loaded_at: float = 0.0
+    #: name -> (path served, paths ignored), for names defined by several files
+    duplicates: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
 
 def _rank(repo: Repo) -> tuple[int, str]:
@@ -34,7 +36,7 @@ def _rank(repo: Repo) -> tuple[int, str]:
 
 
 def build_index(repos: list[Repo], files: int, errors: int) -> Index:
-    """Resolve duplicate names deterministically (with a warning) and precompute the name lists."""
+    """Resolve duplicate names deterministically and precompute the name lists."""
     by_name: dict[str, Repo] = {}
     losers: dict[str, list[Repo]] = {}
     for repo in repos:
@@ -45,13 +47,10 @@ def build_index(repos: list[Repo], files: int, errors: int) -> Index:
         if _rank(repo) < _rank(current):
             by_name[repo.name], repo = repo, current
         losers.setdefault(repo.name, []).append(repo)
-    for name, lost in sorted(losers.items()):
-        log.warning(
-            "duplicate repository %r: serving %s, ignoring %s (native v5 beats Pulp 2, then first path)",
-            name,
-            by_name[name].path,
-            ", ".join(sorted(r.path for r in lost)),
-        )
+    duplicates = {
+        name: (by_name[name].path, tuple(sorted(r.path for r in lost)))
+        for name, lost in sorted(losers.items())
+    }
     all_names = tuple(sorted(by_name))
     return Index(
         repos=MappingProxyType(by_name),
@@ -62,4 +61,17 @@ def build_index(repos: list[Repo], files: int, errors: int) -> Index:
         native=sum(1 for r in by_name.values() if r.kind == NATIVE),
         pulp2=sum(1 for r in by_name.values() if r.kind != NATIVE),
         loaded_at=time.time(),
+        duplicates=MappingProxyType(duplicates),
     )
+
+
+def log_new_duplicates(old: Index, new: Index) -> None:
+    """Warn once per duplicate situation, not at every rebuild while it lasts."""
+    for name, (winner, losers) in new.duplicates.items():
+        if old.duplicates.get(name) != (winner, losers):
+            log.warning(
+                "duplicate repository %r: serving %s, ignoring %s (native v5 beats Pulp 2, then first path)",
+                name,
+                winner,
+                ", ".join(losers),
+            )

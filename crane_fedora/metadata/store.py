@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 from crane_fedora.config import Config
-from crane_fedora.metadata.index import Index, build_index
+from crane_fedora.metadata.index import Index, build_index, log_new_duplicates
 from crane_fedora.metadata.model import MetadataError, Repo
 from crane_fedora.metadata.parse import SkipFile, parse_bytes
 
@@ -162,7 +162,9 @@ class MetadataStore:
             if changed or not self.loaded:
                 repos = [e.repo for e in entries.values() if e.repo is not None]
                 errors = sum(1 for e in entries.values() if e.failed)
-                self.index = build_index(repos, len(entries), errors)
+                new_index = build_index(repos, len(entries), errors)
+                log_new_duplicates(self.index, new_index)
+                self.index = new_index
                 changed = True
             self.loaded = True
             return changed

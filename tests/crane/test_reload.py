@@ -106,6 +106,11 @@ def test_duplicate_names_native_beats_pulp2_then_first_path(make_app, data_dir, 
     assert repo.kind == "native" and repo.path == "b.json"
     warn = [r.getMessage() for r in caplog.records if "duplicate" in r.getMessage()]
     assert len(warn) == 1 and "aaa-pulp2.json" in warn[0] and "c.json" in warn[0]
+    small("other/repo").write(data_dir)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="crane_fedora"):
+        refresh(app)  # unrelated change: the same duplicate is not warned about again
+    assert not [r for r in caplog.records if "duplicate" in r.getMessage()]
     # the winner goes away: the next native file takes over
     (data_dir / "b.json").unlink()
     refresh(app)
