@@ -18,4 +18,5 @@ try:
     application = create_app()
 except ConfigError as exc:
     print(f"crane_fedora: configuration error: {exc}", file=sys.stderr)
-    sys.exit(2)
+    # 3 is gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning workers forever.
+    sys.exit(3)

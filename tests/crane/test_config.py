@@ -131,7 +131,7 @@ def test_wsgi_bad_config_one_line_and_nonzero(tmp_path):
         cwd=Path(__file__).resolve().parents[2],
         timeout=60,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 3  # gunicorn's WORKER_BOOT_ERROR
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == [
         "crane_fedora: configuration error: [general] data_dir_polling_interval: not an integer: 'soon'"
