@@ -34,6 +34,7 @@ setup(
         ],
         "server": [
             "gunicorn>=21",
+            "granian>=1.6",
         ],
         "test": [
             "pytest>=8,<9",
@@ -41,6 +42,7 @@ setup(
             "pytest-timeout",
             "ruff",
             "gunicorn>=21",
+            "granian>=1.6",
         ],
     },
     entry_points={
