@@ -19,12 +19,13 @@ import fcntl
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from pulp_fedora_mirror.export.atomic import fsync_dir, write_bytes
 
 from .message import Message
 
@@ -81,27 +82,7 @@ def _now() -> str:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     """Write JSON so that ``path`` is either the old content or the complete new one, durably."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, sort_keys=True, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_bytes(str(path), (json.dumps(data, sort_keys=True, indent=1) + "\n").encode("utf-8"))
 
 
 class Outbox:
@@ -213,5 +194,5 @@ class Outbox:
                 p.path.unlink(missing_ok=True)
                 sent += 1
             if sent:
-                _fsync_dir(self.dir)
+                fsync_dir(str(self.dir))
         return sent, failed
