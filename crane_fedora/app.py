@@ -1,0 +1,124 @@
+"""Application factory: config → metadata store → registry → Flask app with blueprints.
+
+Everything an app needs lives in ``app.extensions["crane_fedora"]`` (no module globals), so
+tests and multi-app processes get independent instances.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from crane_fedora.config import Config, ConfigError, load_config
+from crane_fedora.fastpath import FastPath
+from crane_fedora.metadata.store import MetadataStore
+from crane_fedora.registry import API_HEADER, Registry, error_body
+from crane_fedora.views import admin as admin_views
+from crane_fedora.views import registry as registry_views
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CraneState:
+    """Per-application state, reachable from views as ``current_app.extensions["crane_fedora"]``."""
+
+    config: Config
+    store: MetadataStore
+    registry: Registry
+
+
+def _serve_content_usable(config: Config) -> bool:
+    """Crane's rule: serve mode needs an existing, non-empty content dir; else one error, mode off."""
+    if not config.serve_content:
+        return False
+    try:
+        if os.path.isdir(config.content_dir_v2) and os.listdir(config.content_dir_v2):
+            return True
+    except OSError:
+        pass
+    log.error(
+        "[serve_content] content_dir_v2 %s is missing or empty; serve_content disabled, redirecting",
+        config.content_dir_v2,
+    )
+    return False
+
+
+def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
+    resp = Response(error_body(code, message), status=status, mimetype="application/json", headers=headers)
+    if request.path.startswith("/v2"):
+        resp.headers[API_HEADER[0]] = API_HEADER[1]
+    return resp
+
+
+def _install_error_handlers(app: Flask) -> None:
+    """JSON for every error Flask itself could produce: never an HTML page, never a traceback."""
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        if status == 405:
+            allow = ", ".join(getattr(exc, "valid_methods", None) or ["GET", "HEAD"])
+            return _json_error(405, "UNSUPPORTED", "method not allowed", {"Allow": allow})
+        if 300 <= status < 400:  # routing redirects (e.g. strict slashes)
+            location = getattr(exc, "new_url", None) or "/"
+            return Response(b"", status=status, headers={"Location": location})
+        code = {404: "NOT_FOUND", 400: "BAD_REQUEST"}.get(status, "UNKNOWN")
+        return _json_error(status, code, exc.name or "error")
+
+    @app.errorhandler(Exception)
+    def any_error(exc: Exception) -> Response:
+        log.exception("error answering %s %s", request.method, request.path[:300])
+        return _json_error(500, "UNKNOWN", "internal server error")
+
+
+def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
+    """Build an app. ``config``: a :class:`Config`, a config file path, or None (env / /etc).
+
+    Raises :class:`ConfigError` for a bad configuration. Loads the metadata once, blocking; the
+    poll thread starts with the first request of each process (never at import time).
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    if config.debug:
+        logging.getLogger("crane_fedora").setLevel(logging.DEBUG)
+    store = MetadataStore(config)
+    store.refresh()
+    registry = Registry(config, store, _serve_content_usable(config))
+
+    app = Flask(__name__)
+    app.config["DEBUG"] = config.debug
+    app.url_map.merge_slashes = False
+    app.extensions["crane_fedora"] = CraneState(config, store, registry)
+    app.register_blueprint(registry_views.bp)
+    app.register_blueprint(admin_views.bp)
+    _install_error_handlers(app)
+
+    @app.before_request
+    def _start_poller() -> None:
+        store.ensure_poller()
+
+    @app.after_request
+    def _no_html(resp: Response) -> Response:
+        # Werkzeug's routing redirects (strict slashes) carry an HTML body: drop it.
+        if resp.mimetype == "text/html":
+            resp.set_data(b"")
+            if resp.status_code < 300 or resp.status_code >= 400:
+                resp.mimetype = "application/json"
+            else:
+                del resp.headers["Content-Type"]
+        if request.path.startswith("/v2"):
+            resp.headers.setdefault(*API_HEADER)
+        return resp
+
+    if config.fast_path:
+        app.wsgi_app = FastPath(app.wsgi_app, registry)  # type: ignore[method-assign]
+    log.info("crane_fedora ready: %d repositories from %s", len(store.index.repos), store.data_dir)
+    return app
+
+
+__all__ = ["ConfigError", "CraneState", "create_app"]

@@ -1,0 +1,272 @@
+"""Configuration: Crane's INI file (same sections, keys and defaults) plus crane_fedora's own keys.
+
+Why a frozen dataclass and not Flask's ``app.config``: every value is validated once at startup
+(a bad value is a :class:`ConfigError` naming the section and key, never a traceback) and the
+request path reads plain attributes.
+"""
+
+from __future__ import annotations
+
+import configparser
+import fnmatch
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ENV_PATH = "CRANE_CONFIG_PATH"
+DEFAULT_PATH = "/etc/crane.conf"
+HASH_ALGOS = ("sha256", "sha1", "md5")
+DEFAULT_DATA_DIR = "/var/lib/crane/metadata/"
+DEFAULT_CONTENT_DIR_V2 = "/var/www/pub/docker/v2/web/"
+
+#: Keys Crane knew that crane_fedora accepts and ignores (the v1 API and its search are gone).
+_IGNORED = {
+    "serve_content": {"content_dir_v1"},
+    "gsa": None,  # None: the whole section
+    "solr": None,
+}
+_KNOWN = {
+    "general": {"debug", "data_dir", "data_dir_polling_interval", "endpoint"},
+    "cdn": {"url_match", "url_replace", "url_auth_secret", "url_auth_ttl", "url_auth_param", "url_auth_algo"},
+    "serve_content": {"enable", "content_dir_v2", "use_x_sendfile"},
+    "mirrors": {"settle_seconds", "allowed_url_prefixes"},
+    "registry": {"catalog", "page_size_max", "default_platform", "fast_path"},
+    "protected": {"dn_header", "trusted_proxies", "allow"},
+}
+
+
+class ConfigError(Exception):
+    """A configuration problem, with a message fit for one line of a startup error."""
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """The platform a list/index is resolved to for clients that accept no list type."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def matches(self, platform: dict | None) -> bool:
+        """True if a list entry's ``platform`` object is this platform (variant only if set)."""
+        if not isinstance(platform, dict):
+            return False
+        if platform.get("os") != self.os or platform.get("architecture") != self.architecture:
+            return False
+        return self.variant is None or platform.get("variant") == self.variant
+
+
+@dataclass(frozen=True, slots=True)
+class AllowRule:
+    """``[protected] allow`` line: repositories matching ``pattern`` are readable by ``dn``."""
+
+    pattern: str
+    dn: str  # "*" = any verified client
+
+    def permits(self, name: str, dn: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.pattern) and (self.dn == "*" or self.dn == dn)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """All settings, validated. Defaults are Crane's where Crane had the key."""
+
+    debug: bool = False
+    data_dir: str = DEFAULT_DATA_DIR
+    data_dir_polling_interval: int = 60
+    endpoint: str = ""
+    # [cdn]
+    url_match: str = ""
+    url_replace: str = ""
+    url_auth_secret: bytes | None = None
+    url_auth_ttl: int = 300
+    url_auth_param: str = "_auth_"
+    url_auth_algo: str = "sha256"
+    # [serve_content]
+    serve_content: bool = False
+    content_dir_v2: str = DEFAULT_CONTENT_DIR_V2
+    use_x_sendfile: bool = True
+    # [mirrors]
+    settle_seconds: int = 86400
+    allowed_url_prefixes: tuple[str, ...] = ()
+    # [registry]
+    catalog: bool = True
+    page_size_max: int = 1000
+    default_platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
+    fast_path: bool = True
+    # [protected]
+    dn_header: str = "X-SSL-Client-DN"
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    allow: tuple[AllowRule, ...] = ()
+
+    @property
+    def dn_environ_key(self) -> str:
+        """WSGI environ key of :attr:`dn_header` (``X-SSL-Client-DN`` → ``HTTP_X_SSL_CLIENT_DN``)."""
+        return "HTTP_" + self.dn_header.upper().replace("-", "_")
+
+
+def _bool(cp: configparser.ConfigParser, section: str, key: str, default: bool) -> bool:
+    if not cp.has_option(section, key):
+        return default
+    raw = cp.get(section, key).strip()
+    if raw == "":
+        return default
+    try:
+        return cp.getboolean(section, key)
+    except ValueError:
+        raise ConfigError(f"[{section}] {key}: not a boolean: {raw!r}") from None
+
+
+def _int(cp: configparser.ConfigParser, section: str, key: str, default: int, minimum: int = 0) -> int:
+    if not cp.has_option(section, key):
+        return default
+    raw = cp.get(section, key).strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"[{section}] {key}: not an integer: {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"[{section}] {key}: must be >= {minimum}, got {value}")
+    return value
+
+
+def _str(cp: configparser.ConfigParser, section: str, key: str, default: str) -> str:
+    if not cp.has_option(section, key):
+        return default
+    return cp.get(section, key).strip()
+
+
+def _platform(raw: str) -> Platform:
+    parts = raw.strip().split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise ConfigError(f"[registry] default_platform: expected os/arch[/variant], got {raw!r}")
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def _url_prefixes(raw: str) -> tuple[str, ...]:
+    prefixes = tuple(p for p in raw.replace(",", " ").split() if p)
+    for p in prefixes:
+        if not (p.startswith("https://") or p.startswith("http://")):
+            raise ConfigError(f"[mirrors] allowed_url_prefixes: not an http(s) URL: {p!r}")
+    return prefixes
+
+
+def _networks(raw: str) -> tuple:
+    nets = []
+    for item in raw.replace(",", " ").split():
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"[protected] trusted_proxies: not an address or CIDR: {item!r}") from None
+    return tuple(nets)
+
+
+def _allow(raw: str) -> tuple[AllowRule, ...]:
+    rules = []
+    for line in raw.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, _, dn = line.partition(" ")
+        dn = dn.strip()
+        if not dn:
+            raise ConfigError(f"[protected] allow: expected '<repo glob> <client DN>' per line, got {line!r}")
+        rules.append(AllowRule(pattern, dn))
+    return tuple(rules)
+
+
+def _check_known(cp: configparser.ConfigParser) -> None:
+    """Warn about typos instead of silently ignoring them."""
+    for section in cp.sections():
+        if section in _IGNORED and _IGNORED[section] is None:
+            log.info("config: [%s] is ignored (the v1 API and its search are not served)", section)
+            continue
+        known = _KNOWN.get(section)
+        if known is None:
+            log.warning("config: unknown section [%s] ignored", section)
+            continue
+        for key in cp.options(section):
+            if key in _IGNORED.get(section, set()):
+                log.info("config: [%s] %s is ignored (v1 API not served)", section, key)
+            elif key not in known:
+                log.warning("config: unknown key [%s] %s ignored", section, key)
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Validate INI text into a :class:`Config`; raise :class:`ConfigError` on any bad value."""
+    cp = configparser.ConfigParser(interpolation=None, default_section="__no_default__")
+    try:
+        cp.read_string(text, source=source)
+    except configparser.Error as exc:
+        raise ConfigError(f"{source}: not a valid INI file: {str(exc).splitlines()[0]}") from None
+    _check_known(cp)
+
+    debug = _bool(cp, "general", "debug", False)
+    if os.environ.get("CRANE_DEBUG", "").lower() == "true":
+        debug = True
+
+    secret_raw = _str(cp, "cdn", "url_auth_secret", "")
+    secret = None
+    if secret_raw:
+        try:
+            secret = bytes.fromhex(secret_raw)
+        except ValueError:
+            raise ConfigError("[cdn] url_auth_secret: not a hex string") from None
+    algo = _str(cp, "cdn", "url_auth_algo", "sha256").lower() or "sha256"
+    if algo not in HASH_ALGOS:
+        raise ConfigError(f"[cdn] url_auth_algo: must be one of {', '.join(HASH_ALGOS)}, got {algo!r}")
+    url_match = _str(cp, "cdn", "url_match", "")
+    url_replace = _str(cp, "cdn", "url_replace", "")
+    if bool(url_match) != bool(url_replace):
+        raise ConfigError("[cdn] url_match and url_replace must be set together")
+
+    dn_header = _str(cp, "protected", "dn_header", "X-SSL-Client-DN") or "X-SSL-Client-DN"
+    if not all(c.isalnum() or c == "-" for c in dn_header):
+        raise ConfigError(f"[protected] dn_header: not a header name: {dn_header!r}")
+
+    return Config(
+        debug=debug,
+        data_dir=_str(cp, "general", "data_dir", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR,
+        data_dir_polling_interval=_int(cp, "general", "data_dir_polling_interval", 60),
+        endpoint=_str(cp, "general", "endpoint", ""),
+        url_match=url_match,
+        url_replace=url_replace,
+        url_auth_secret=secret,
+        url_auth_ttl=_int(cp, "cdn", "url_auth_ttl", 300, minimum=1),
+        url_auth_param=_str(cp, "cdn", "url_auth_param", "_auth_") or "_auth_",
+        url_auth_algo=algo,
+        serve_content=_bool(cp, "serve_content", "enable", False),
+        content_dir_v2=_str(cp, "serve_content", "content_dir_v2", DEFAULT_CONTENT_DIR_V2)
+        or DEFAULT_CONTENT_DIR_V2,
+        use_x_sendfile=_bool(cp, "serve_content", "use_x_sendfile", True),
+        settle_seconds=_int(cp, "mirrors", "settle_seconds", 86400),
+        allowed_url_prefixes=_url_prefixes(_str(cp, "mirrors", "allowed_url_prefixes", "")),
+        catalog=_bool(cp, "registry", "catalog", True),
+        page_size_max=_int(cp, "registry", "page_size_max", 1000, minimum=1),
+        default_platform=_platform(_str(cp, "registry", "default_platform", "linux/amd64") or "linux/amd64"),
+        fast_path=_bool(cp, "registry", "fast_path", True),
+        dn_header=dn_header,
+        trusted_proxies=_networks(_str(cp, "protected", "trusted_proxies", "")),
+        allow=_allow(cp.get("protected", "allow", fallback="")),
+    )
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read ``path``, else ``$CRANE_CONFIG_PATH``, else ``/etc/crane.conf`` (which may be missing)."""
+    explicit = path is not None or bool(os.environ.get(ENV_PATH))
+    chosen = Path(path if path is not None else os.environ.get(ENV_PATH) or DEFAULT_PATH)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {chosen} does not exist") from None
+        text = ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {chosen} cannot be read: {exc}") from None
+    return parse_config(text, source=str(chosen))

@@ -1,0 +1,76 @@
+"""Immutable per-repository snapshots built once at load time.
+
+Why precomputed objects: a request does dict look-ups only (no JSON parsing, no list scans), and
+a reload swaps whole objects, so a running request keeps the snapshot it started with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+NATIVE = "native"
+PULP2 = "pulp2"
+
+
+class Manifest:
+    """One stored manifest: exact body bytes plus the headers a response needs."""
+
+    __slots__ = ("body", "children", "default_child", "digest", "etag", "length", "media_type")
+
+    def __init__(self, digest: str, media_type: str, body: bytes, children: tuple = ()) -> None:
+        self.digest = digest
+        self.media_type = media_type
+        self.body = body
+        self.length = str(len(body))
+        self.etag = f'"{digest}"'
+        #: list/index entries as (digest, mediaType, platform dict or None)
+        self.children = children
+        #: the child for the configured default platform, filled by the parser (lists only)
+        self.default_child: Manifest | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NativeRepo:
+    """A ``fedora-mirror`` version 5 repository."""
+
+    name: str
+    path: str
+    protected: bool
+    master: str
+    mirror: str | None
+    tags: MappingProxyType  # tag -> Manifest
+    manifests: MappingProxyType  # digest -> Manifest
+    blobs: MappingProxyType  # digest -> (size, published)
+    sorted_tags: tuple[str, ...]
+    kind: str = NATIVE
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Pulp2Repo:
+    """A Pulp 2 Crane repository (versions 2-4): everything is redirected to ``url``."""
+
+    name: str
+    path: str
+    protected: bool
+    version: int
+    url: str
+    repository: str
+    schema2_data: frozenset[str]
+    manifest_list_data: frozenset[str]
+    amd64_tags: MappingProxyType  # tag -> (digest, 1 or 2)
+    kind: str = PULP2
+
+
+Repo = NativeRepo | Pulp2Repo
+
+
+class MetadataError(ValueError):
+    """A file that cannot be served; the message names what is wrong."""
+
+
+def require(cond: Any, message: str) -> None:
+    """Raise :class:`MetadataError` unless ``cond``: keeps validation code flat and readable."""
+    if not cond:
+        raise MetadataError(message)

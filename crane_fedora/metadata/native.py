@@ -1,0 +1,140 @@
+"""Parse and verify a native ``fedora-mirror`` version 5 file (``docs/layout.md`` §4)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import sys
+from types import MappingProxyType
+
+from crane_fedora.config import Config
+from crane_fedora.metadata.model import Manifest, MetadataError, NativeRepo, require
+from pulp_fedora_mirror.layout import DIGEST_RE, is_valid_name, is_valid_tag
+from pulp_fedora_mirror.mediatypes import LIST_TYPES, SUPPORTED_TYPES
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=65536)
+def _tag_ok(tag: str) -> bool:
+    """Tag names repeat across repositories ("latest", "40"): check each distinct one once."""
+    return is_valid_tag(tag)
+
+
+def _check_url(value: object, key: str, config: Config) -> str:
+    require(isinstance(value, str), f"{key} must be a string")
+    assert isinstance(value, str)
+    require(
+        value.startswith(("https://", "http://")) and value.endswith("/"),
+        f"{key} must be an absolute http(s) URL ending in '/': {value!r}",
+    )
+    require(not any(c in value for c in "?#\\ \r\n"), f"{key} must not contain a query, fragment or spaces")
+    if config.allowed_url_prefixes:
+        require(
+            value.startswith(config.allowed_url_prefixes),
+            f"{key} {value!r} is not under [mirrors] allowed_url_prefixes",
+        )
+    return value
+
+
+def _manifest(digest: str, entry: object) -> Manifest:
+    require(DIGEST_RE.match(digest), f"manifest key {digest!r} is not a sha256 digest")
+    require(isinstance(entry, dict), f"manifest {digest} must be an object")
+    assert isinstance(entry, dict)
+    media_type = entry.get("mediaType")
+    require(media_type in SUPPORTED_TYPES, f"manifest {digest}: unsupported mediaType {media_type!r}")
+    text = entry.get("body")
+    require(isinstance(text, str), f"manifest {digest}: body must be a string")
+    body = text.encode("utf-8")
+    require(entry.get("size") == len(body), f"manifest {digest}: size {entry.get('size')} != {len(body)}")
+    require(
+        "sha256:" + hashlib.sha256(body).hexdigest() == digest, f"manifest {digest}: body digest mismatch"
+    )
+    children: tuple = ()
+    if media_type in LIST_TYPES:
+        entries = entry.get("manifests")
+        require(isinstance(entries, list), f"manifest {digest}: a list needs 'manifests'")
+        items = []
+        for child in entries:
+            require(
+                isinstance(child, dict) and isinstance(child.get("digest"), str),
+                f"manifest {digest}: bad list entry",
+            )
+            items.append((sys.intern(child["digest"]), child.get("mediaType"), child.get("platform")))
+        children = tuple(items)
+    else:
+        blobs = entry.get("blobs")
+        require(
+            isinstance(blobs, list) and all(isinstance(b, str) for b in blobs),
+            f"manifest {digest}: an image needs 'blobs'",
+        )
+    return Manifest(sys.intern(digest), media_type, body, children)
+
+
+def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
+    """Build a :class:`NativeRepo`; any inconsistency rejects the whole file."""
+    name = doc.get("repo-registry-id")
+    require(isinstance(name, str) and is_valid_name(name), f"invalid repo-registry-id {name!r}")
+    protected = doc.get("protected", False)
+    require(isinstance(protected, bool), "protected must be true or false")
+    urls = doc.get("urls")
+    require(isinstance(urls, dict), "urls must be an object")
+    master = _check_url(urls.get("master"), "urls.master", config)
+    mirror = urls.get("mirror")
+    if mirror is not None:
+        mirror = _check_url(mirror, "urls.mirror", config)
+
+    raw_manifests = doc.get("manifests")
+    require(isinstance(raw_manifests, dict), "manifests must be an object")
+    manifests = {d: _manifest(d, e) for d, e in raw_manifests.items()}
+
+    raw_blobs = doc.get("blobs")
+    require(isinstance(raw_blobs, dict), "blobs must be an object")
+    blobs: dict[str, tuple[int, float]] = {}
+    # Hot loops (a million tags at 10,000 repositories): plain ifs, messages built only on failure.
+    for digest, info in raw_blobs.items():
+        if not DIGEST_RE.match(digest):
+            raise MetadataError(f"blob key {digest!r} is not a sha256 digest")
+        size = info.get("size") if isinstance(info, dict) else None
+        published = info.get("published") if isinstance(info, dict) else None
+        if type(size) is not int or size < 0:
+            raise MetadataError(f"blob {digest}: bad size")
+        if type(published) not in (int, float):
+            raise MetadataError(f"blob {digest}: bad published time")
+        blobs[digest] = (size, published)
+
+    raw_tags = doc.get("tags")
+    require(isinstance(raw_tags, dict), "tags must be an object")
+    tags: dict[str, Manifest] = {}
+    intern = sys.intern
+    for tag, digest in raw_tags.items():
+        target = manifests.get(digest) if type(digest) is str else None
+        if target is None or not _tag_ok(tag):
+            if not _tag_ok(tag):
+                raise MetadataError(f"invalid tag {tag!r}")
+            raise MetadataError(f"tag {tag!r} points at {digest!r}, which is not in manifests")
+        tags[intern(tag)] = target
+
+    for m in manifests.values():
+        if m.children:
+            for child_digest, _mt, platform in m.children:
+                child = manifests.get(child_digest)
+                if child is not None and config.default_platform.matches(platform):
+                    m.default_child = child
+                    break
+
+    return NativeRepo(
+        name=name,  # type: ignore[arg-type]
+        path=path,
+        protected=protected,
+        master=master,
+        mirror=mirror,
+        tags=MappingProxyType(tags),
+        manifests=MappingProxyType(manifests),
+        blobs=MappingProxyType(blobs),
+        sorted_tags=tuple(sorted(tags)),
+    )
+
+
+__all__ = ["MetadataError", "parse_native"]

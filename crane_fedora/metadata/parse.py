@@ -1,0 +1,38 @@
+"""Tell metadata formats apart by ``type`` + ``version`` and hand each to its parser."""
+
+from __future__ import annotations
+
+import json
+
+from crane_fedora.config import Config
+from crane_fedora.metadata.model import MetadataError, Repo, require
+from crane_fedora.metadata.native import parse_native
+from crane_fedora.metadata.pulp2 import parse_pulp2
+from pulp_fedora_mirror.layout import METADATA_TYPE, METADATA_VERSION
+
+
+class SkipFile(Exception):
+    """A valid file crane_fedora deliberately does not serve (Pulp 2 version 1)."""
+
+
+def parse_bytes(data: bytes, path: str, config: Config) -> Repo:
+    """Parse one metadata file; raise :class:`MetadataError` or :class:`SkipFile`."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MetadataError(f"not valid JSON: {exc}") from None
+    require(isinstance(doc, dict), "top level must be an object")
+    version = doc.get("version")
+    if doc.get("type") == METADATA_TYPE:
+        require(
+            version == METADATA_VERSION,
+            f"type {METADATA_TYPE!r} needs version {METADATA_VERSION}, got {version!r}",
+        )
+        return parse_native(doc, path, config)
+    require(
+        isinstance(version, int) and not isinstance(version, bool), f"unknown metadata version {version!r}"
+    )
+    if version == 1:
+        raise SkipFile("Pulp 2 version 1 metadata (v1 API) is not served")
+    require(version in (2, 3, 4), f"unknown metadata version {version!r}")
+    return parse_pulp2(doc, path, config)

@@ -1,0 +1,195 @@
+"""Load the metadata directory and keep it current, re-parsing only the files that changed.
+
+Reload mechanism: a daemon thread per process polls every ``data_dir_polling_interval`` seconds
+(0 disables it). It is started lazily by the first request a process serves (never at import
+time, and again in a forked worker, whose copy of the parent's thread does not run). A file is
+"changed" when its (mtime_ns, size, inode) differs, so in-place edits, atomic renames, additions
+and removals are all seen.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass
+
+from crane_fedora.config import Config
+from crane_fedora.metadata.index import Index, build_index
+from crane_fedora.metadata.model import MetadataError, Repo
+from crane_fedora.metadata.parse import SkipFile, parse_bytes
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[int, int, int]
+
+
+@dataclass(slots=True)
+class FileEntry:
+    """What we know about one file: its last seen signature and its last good parse."""
+
+    sig: Signature
+    repo: Repo | None
+    failed: bool = False
+
+
+class MetadataStore:
+    """Owns the current :class:`Index` of one application; ``index`` is swapped atomically."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data_dir = os.path.abspath(config.data_dir)
+        self.index = Index()
+        self.loaded = False
+        self._entries: dict[str, FileEntry] = {}
+        self._lock = threading.Lock()
+        self._poller_pid = 0
+        self._stop = threading.Event()
+        self._missing_logged = False
+
+    # -- scanning ---------------------------------------------------------------------------
+    def _scan(self) -> dict[str, Signature] | None:
+        """Every ``*.json`` under data_dir (links followed, dot-names skipped) with its signature.
+
+        Why not ``os.walk``: this runs every poll over every file, and ``fstatat`` relative to an
+        open directory (``os.scandir(fd)``) is about a quarter cheaper than stat by full path.
+        """
+        if not os.path.isdir(self.data_dir):
+            return None
+        found: dict[str, Signature] = {}
+        self._scan_dir(self.data_dir, found, set())
+        return found
+
+    def _scan_dir(self, path: str, found: dict[str, Signature], seen: set[tuple[int, int]]) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return
+        subdirs = []
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in seen:  # symlink loop
+                return
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name[0] == ".":
+                        continue
+                    if name.endswith(".json"):
+                        try:
+                            st = entry.stat()  # follows links
+                        except OSError:
+                            continue  # vanished or dangling link
+                        if stat.S_ISREG(st.st_mode):
+                            found[f"{path}/{name}"] = (st.st_mtime_ns, st.st_size, st.st_ino)
+                    elif entry.is_dir():
+                        subdirs.append(name)
+        finally:
+            os.close(fd)
+        for name in sorted(subdirs):
+            self._scan_dir(f"{path}/{name}", found, seen)
+
+    def _parse(self, full: str, rel: str, previous: FileEntry | None, sig: Signature) -> FileEntry:
+        """Parse one changed file; on failure keep the previous good repository and log once."""
+        old_repo = previous.repo if previous else None
+        try:
+            with open(full, "rb") as fh:
+                data = fh.read()
+            return FileEntry(sig, parse_bytes(data, rel, self.config))
+        except SkipFile as exc:
+            log.info("metadata %s skipped: %s", rel, exc)
+            return FileEntry(sig, None)
+        except (MetadataError, OSError) as exc:
+            if old_repo is not None:
+                log.error("metadata %s rejected, keeping its last good version: %s", rel, exc)
+            else:
+                log.error("metadata %s rejected: %s", rel, exc)
+            return FileEntry(sig, old_repo, failed=True)
+
+    def refresh(self) -> bool:
+        """Bring the index up to date; return True if it was rebuilt. Never raises for bad files.
+
+        The cyclic GC is paused while parsing and the survivors are frozen afterwards: the index
+        holds millions of acyclic objects, and letting every collection walk them cost more than
+        the parsing itself (10,000 x 100 tags: seconds at load, hundreds of ms per reload).
+        """
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._refresh()
+        finally:
+            if gc_enabled:
+                gc.enable()
+            gc.freeze()
+
+    def _refresh(self) -> bool:
+        with self._lock:
+            found = self._scan()
+            if found is None:
+                if self.loaded or not self._missing_logged:
+                    log.error(
+                        "data_dir %s does not exist; serving no repositories until it does", self.data_dir
+                    )
+                    self._missing_logged = True
+                changed = bool(self._entries)
+                self._entries = {}
+                if changed:
+                    self.index = build_index([], 0, 0)
+                self.loaded = False
+                return changed
+            changed = False
+            entries = self._entries
+            for gone in [p for p in entries if p not in found]:
+                del entries[gone]
+                changed = True
+            for full, sig in found.items():
+                entry = entries.get(full)
+                if entry is not None and entry.sig == sig:
+                    continue
+                rel = full[len(self.data_dir) + 1 :]
+                new = self._parse(full, rel, entry, sig)
+                if entry is None or new.repo is not entry.repo or new.failed != entry.failed:
+                    changed = True
+                entries[full] = new
+            if changed or not self.loaded:
+                repos = [e.repo for e in entries.values() if e.repo is not None]
+                errors = sum(1 for e in entries.values() if e.failed)
+                self.index = build_index(repos, len(entries), errors)
+                changed = True
+            self.loaded = True
+            return changed
+
+    # -- polling ----------------------------------------------------------------------------
+    def ensure_poller(self) -> None:
+        """Start this process's poll thread if it is not running (cheap; called per request)."""
+        if self._poller_pid == os.getpid() or self.config.data_dir_polling_interval <= 0:
+            return
+        with self._lock:
+            if self._poller_pid == os.getpid():
+                return
+            self._poller_pid = os.getpid()
+            self._stop.clear()
+            threading.Thread(target=self._poll, name="crane-metadata-poller", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the poll thread (tests, clean shutdown)."""
+        self._stop.set()
+        self._poller_pid = 0
+
+    def _poll(self) -> None:
+        interval = self.config.data_dir_polling_interval
+        while not self._stop.wait(interval):
+            try:
+                started = time.monotonic()
+                if self.refresh():
+                    log.info(
+                        "metadata reloaded in %.1f ms: %d repositories",
+                        (time.monotonic() - started) * 1000,
+                        len(self.index.repos),
+                    )
+            except Exception:  # keep polling whatever happens; the old index stays
+                log.exception("metadata reload failed; keeping the current data")

@@ -1,0 +1,41 @@
+"""Who may read a protected repository.
+
+The TLS front end verifies client certificates; crane_fedora only trusts the verified subject
+DN it is handed: the WSGI environ key ``SSL_CLIENT_S_DN`` (mod_ssl/mod_wsgi with
+``SSLOptions +StdEnvVars``) or the ``[protected] dn_header`` header, the latter only when the
+peer (``REMOTE_ADDR``) is one of ``[protected] trusted_proxies``. A client that is not allowed
+sees exactly what it would see for an unknown repository.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from crane_fedora.config import Config
+
+
+def client_dn(environ: dict, config: Config) -> str | None:
+    """The verified client DN for this request, or None for an anonymous client."""
+    dn = environ.get("SSL_CLIENT_S_DN")
+    if dn:
+        return str(dn).strip()
+    if not config.trusted_proxies:
+        return None
+    header = environ.get(config.dn_environ_key)
+    if not header:
+        return None
+    try:
+        peer = ipaddress.ip_address(environ.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return None
+    if any(peer in net for net in config.trusted_proxies):
+        return header.strip() or None
+    return None
+
+
+def may_read(name: str, environ: dict, config: Config) -> bool:
+    """True if the client of ``environ`` may read the protected repository ``name``."""
+    dn = client_dn(environ, config)
+    if dn is None:
+        return False
+    return any(rule.permits(name, dn) for rule in config.allow)

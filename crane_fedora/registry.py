@@ -1,0 +1,362 @@
+"""The ``/v2`` registry API as one function of the WSGI environ.
+
+Why not plain Flask views: the hot requests (manifest GET/HEAD, blob redirect) must cost a few
+microseconds, so the logic works on the raw environ and returns ``(status, headers, body)``.
+The same function serves both the WSGI fast path (:mod:`crane_fedora.fastpath`) and the Flask
+blueprint (:mod:`crane_fedora.views.registry`), so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from bisect import bisect_right
+from dataclasses import dataclass
+from urllib.parse import parse_qs, quote
+
+from crane_fedora.cdn import finish_url
+from crane_fedora.config import Config
+from crane_fedora.metadata.index import Index
+from crane_fedora.metadata.model import NATIVE, Manifest, NativeRepo, Pulp2Repo
+from crane_fedora.metadata.store import MetadataStore
+from crane_fedora.negotiation import acceptor
+from crane_fedora.protected import may_read
+from pulp_fedora_mirror.layout import ANY_DIGEST_RE, DIGEST_RE, blob_path, is_valid_name, join_url
+from pulp_fedora_mirror.layout import TAG_RE as _TAG_RE
+from pulp_fedora_mirror.mediatypes import DOCKER_LIST, DOCKER_MANIFEST
+
+log = logging.getLogger(__name__)
+
+API_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+JSON = "application/json"
+OCTET = "application/octet-stream"
+ALLOW = "GET, HEAD, OPTIONS"
+KEYWORDS = frozenset({"manifests", "blobs", "tags"})
+STATUS = {
+    200: "200 OK",
+    301: "301 Moved Permanently",
+    302: "302 Found",
+    304: "304 Not Modified",
+    400: "400 Bad Request",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
+_tag_match = _TAG_RE.match
+_digest_match = DIGEST_RE.match
+
+
+@dataclass(frozen=True, slots=True)
+class FileBody:
+    """A file to stream (serve-content mode without X-Sendfile)."""
+
+    path: str
+    size: int
+
+
+Reply = tuple[str, list[tuple[str, str]], "bytes | FileBody"]
+
+
+def error_body(code: str, message: str, detail: object = None) -> bytes:
+    """The OCI distribution error document."""
+    return json.dumps({"errors": [{"code": code, "message": message, "detail": detail or {}}]}).encode()
+
+
+def error(
+    status: int, code: str, message: str, detail: object = None, extra: tuple[tuple[str, str], ...] = ()
+) -> Reply:
+    """An error reply with the registry API header (every /v2 answer carries it)."""
+    body = error_body(code, message, detail)
+    return (
+        STATUS[status],
+        [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER, *extra],
+        body,
+    )
+
+
+def _json_reply(doc: object, head: bool, extra: list[tuple[str, str]] | None = None) -> Reply:
+    body = json.dumps(doc).encode()
+    headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER]
+    if extra:
+        headers.extend(extra)
+    return STATUS[200], headers, b"" if head else body
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    for token in header.split(","):
+        token = token.strip()
+        if token.startswith("W/"):
+            token = token[2:]
+        if token in ("*", etag):
+            return True
+    return False
+
+
+class Registry:
+    """Answers ``/v2`` requests from the store's current index."""
+
+    def __init__(self, config: Config, store: MetadataStore, serve_content: bool) -> None:
+        self.config = config
+        self.store = store
+        self.serve_content = serve_content
+        self.settle = config.settle_seconds
+
+    # -- entry point ------------------------------------------------------------------------
+    def handle(self, environ: dict) -> Reply:
+        """Answer one request whose PATH_INFO is ``/v2`` or starts with ``/v2/``."""
+        reply = self._handle(environ)
+        if reply[2] and environ.get("REQUEST_METHOD") == "HEAD":
+            return reply[0], reply[1], b""
+        return reply
+
+    def _handle(self, environ: dict) -> Reply:
+        path = environ.get("PATH_INFO", "")
+        if path == "/v2":
+            return STATUS[301], [("Location", "/v2/"), ("Content-Length", "0"), API_HEADER], b""
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method != "GET" and method != "HEAD":
+            if method == "OPTIONS":
+                return STATUS[200], [("Allow", ALLOW), ("Content-Length", "0"), API_HEADER], b""
+            return error(
+                405, "UNSUPPORTED", "this registry is read-only", {"method": method}, (("Allow", ALLOW),)
+            )
+        head = method == "HEAD"
+        rest = path[4:]
+        if rest == "":
+            return (
+                STATUS[200],
+                [("Content-Type", JSON), ("Content-Length", "2"), API_HEADER],
+                b"" if head else b"{}",
+            )
+        index = self.store.index
+        if rest == "_catalog":
+            return self._catalog(environ, index, head)
+        parts = rest.rsplit("/", 2)
+        if len(parts) != 3 or parts[1] not in KEYWORDS or not parts[2]:
+            return error(404, "NAME_UNKNOWN", "unknown endpoint", {"path": path[:300]})
+        name, keyword, ref = parts
+        if not is_valid_name(name):
+            return error(400, "NAME_INVALID", "invalid repository name", {"name": name[:300]})
+        repo = index.repos.get(name)
+        if repo is None or (repo.protected and not may_read(name, environ, self.config)):
+            return error(404, "NAME_UNKNOWN", "repository name not known to registry", {"name": name})
+        if repo.kind == NATIVE:
+            if keyword == "manifests":
+                return self._manifest(repo, ref, environ, head)
+            if keyword == "blobs":
+                return self._blob(repo, ref, head)
+            return self._tags(repo, ref, environ, head)
+        return self._pulp2(repo, keyword, ref, environ, head)  # type: ignore[arg-type]
+
+    # -- native repositories ----------------------------------------------------------------
+    def _manifest(self, repo: NativeRepo, ref: str, environ: dict, head: bool) -> Reply:
+        by_tag = _tag_match(ref) is not None
+        if by_tag:
+            manifest = repo.tags.get(ref)
+        elif _digest_match(ref):
+            manifest = repo.manifests.get(ref)
+        elif ANY_DIGEST_RE.match(ref) and not ref.startswith("sha256:"):
+            manifest = None  # another algorithm: valid, but nothing is stored under it
+        elif ":" in ref:
+            return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
+        else:
+            return error(400, "TAG_INVALID", "invalid tag", {"tag": ref[:300]})
+        if manifest is None:
+            return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"name": repo.name, "reference": ref})
+        quality = acceptor(environ.get("HTTP_ACCEPT"))
+        chosen: Manifest = manifest
+        best = quality(manifest.media_type)
+        child = manifest.default_child
+        if child is not None and by_tag:
+            q = quality(child.media_type)
+            if q > best:
+                chosen, best = child, q
+        if best <= 0.0:
+            return error(
+                404,
+                "MANIFEST_UNKNOWN",
+                "no acceptable media type for this manifest",
+                {"name": repo.name, "reference": ref, "mediaType": manifest.media_type},
+            )
+        inm = environ.get("HTTP_IF_NONE_MATCH")
+        if inm and _etag_matches(inm, chosen.etag):
+            return (
+                STATUS[304],
+                [("ETag", chosen.etag), ("Docker-Content-Digest", chosen.digest), API_HEADER],
+                b"",
+            )
+        headers = [
+            ("Content-Type", chosen.media_type),
+            ("Content-Length", chosen.length),
+            ("Docker-Content-Digest", chosen.digest),
+            ("ETag", chosen.etag),
+            API_HEADER,
+        ]
+        if by_tag:
+            headers.append(("Vary", "Accept"))
+        return STATUS[200], headers, b"" if head else chosen.body
+
+    def _blob(self, repo: NativeRepo, ref: str, head: bool) -> Reply:
+        if not _digest_match(ref):
+            if ANY_DIGEST_RE.match(ref) and not ref.startswith("sha256:"):
+                return error(404, "BLOB_UNKNOWN", "blob unknown to registry", {"digest": ref})
+            return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
+        info = repo.blobs.get(ref)
+        if info is None:
+            manifest = repo.manifests.get(ref)
+            if manifest is None:
+                return error(404, "BLOB_UNKNOWN", "blob unknown to registry", {"digest": ref})
+            headers = [
+                ("Content-Type", OCTET),
+                ("Content-Length", manifest.length),
+                ("Docker-Content-Digest", ref),
+                ("ETag", manifest.etag),
+                API_HEADER,
+            ]
+            return STATUS[200], headers, b"" if head else manifest.body
+        size, published = info
+        if head:
+            return (
+                STATUS[200],
+                [
+                    ("Content-Type", OCTET),
+                    ("Content-Length", str(size)),
+                    ("Docker-Content-Digest", ref),
+                    API_HEADER,
+                ],
+                b"",
+            )
+        mirror = repo.mirror
+        base = mirror if mirror is not None and published + self.settle <= time.time() else repo.master
+        location = finish_url(join_url(base, blob_path(ref)), self.config)
+        return (
+            STATUS[302],
+            [("Location", location), ("Content-Length", "0"), ("Docker-Content-Digest", ref), API_HEADER],
+            b"",
+        )
+
+    def _tags(self, repo: NativeRepo, ref: str, environ: dict, head: bool) -> Reply:
+        if ref != "list":
+            return error(
+                404, "NAME_UNKNOWN", "unknown endpoint", {"path": environ.get("PATH_INFO", "")[:300]}
+            )
+        result = self._page(repo.sorted_tags, environ, f"/v2/{repo.name}/tags/list", default_all=True)
+        if isinstance(result[0], str):
+            return result  # type: ignore[return-value]
+        items, link = result
+        return _json_reply({"name": repo.name, "tags": items}, head, link)  # type: ignore[arg-type]
+
+    def _catalog(self, environ: dict, index: Index, head: bool) -> Reply:
+        if not self.config.catalog:
+            return error(404, "NAME_UNKNOWN", "the catalog is disabled on this registry")
+        names = index.public_names
+        if len(names) != len(index.all_names) and self.config.allow:
+            names = tuple(
+                n
+                for n in index.all_names
+                if not index.repos[n].protected or may_read(n, environ, self.config)
+            )
+        result = self._page(names, environ, "/v2/_catalog", default_all=False)
+        if isinstance(result[0], str):
+            return result  # type: ignore[return-value]
+        items, link = result
+        return _json_reply({"repositories": items}, head, link)  # type: ignore[arg-type]
+
+    def _page(self, items: tuple[str, ...], environ: dict, base: str, default_all: bool):
+        """``n``/``last`` pagination over a sorted tuple; returns (items, extra headers) or a Reply."""
+        query = environ.get("QUERY_STRING", "")
+        n: int | None = None
+        last = ""
+        if query:
+            qs = parse_qs(query, keep_blank_values=True)
+            raw_n = qs.get("n", [""])[-1]
+            last = qs.get("last", [""])[-1]
+            if raw_n:
+                if not raw_n.isascii() or not raw_n.isdigit():
+                    return error(
+                        400,
+                        "PAGINATION_NUMBER_INVALID",
+                        "n must be a non-negative integer",
+                        {"n": raw_n[:50]},
+                    )
+                n = min(int(raw_n), self.config.page_size_max)
+        if n is None:
+            n = len(items) if default_all else self.config.page_size_max
+        start = bisect_right(items, last) if last else 0
+        chunk = list(items[start : start + n])
+        extra: list[tuple[str, str]] = []
+        if chunk and start + n < len(items):
+            extra.append(("Link", f'<{base}?n={n}&last={quote(chunk[-1], safe="")}>; rel="next"'))
+        return chunk, extra
+
+    # -- Pulp 2 repositories ----------------------------------------------------------------
+    def _pulp2(self, repo: Pulp2Repo, keyword: str, ref: str, environ: dict, head: bool) -> Reply:
+        if keyword == "blobs":
+            if not ANY_DIGEST_RE.match(ref):
+                return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
+            rel, media_type = f"blobs/{ref}", OCTET
+        elif keyword == "tags":
+            if ref != "list":
+                return error(404, "NAME_UNKNOWN", "unknown endpoint")
+            rel, media_type = "tags/list", JSON
+        else:
+            if not (_tag_match(ref) or ANY_DIGEST_RE.match(ref)):
+                return error(400, "TAG_INVALID", "invalid tag or digest", {"reference": ref[:300]})
+            rel, media_type = self._pulp2_manifest(repo, ref, environ.get("HTTP_ACCEPT"))
+        if self.serve_content:
+            return self._send_file(repo, rel, media_type, keyword, head)
+        location = finish_url(join_url(repo.url, rel), self.config)
+        return STATUS[302], [("Location", location), ("Content-Length", "0"), API_HEADER], b""
+
+    @staticmethod
+    def _pulp2_manifest(repo: Pulp2Repo, ref: str, accept: str | None) -> tuple[str, str]:
+        """Crane's rules (crane.md §4) with real Accept parsing: q-values, ``*/*``, none = anything."""
+        if repo.version == 2:
+            return f"manifests/{ref}", JSON
+        quality = acceptor(accept)
+        s2 = quality(DOCKER_MANIFEST) > 0
+        ml = quality(DOCKER_LIST) > 0
+        if not repo.schema2_data and not repo.manifest_list_data:
+            return f"manifests/1/{ref}", JSON
+        if ml and ref in repo.manifest_list_data:
+            return f"manifests/list/{ref}", DOCKER_LIST
+        amd64 = repo.amd64_tags.get(ref)
+        if amd64 is not None:
+            digest, version = amd64
+            if s2:
+                return f"manifests/{version}/{digest}", DOCKER_MANIFEST if version == 2 else JSON
+            if version == 1:
+                return f"manifests/1/{digest}", JSON
+            return f"manifests/1/{ref}", JSON
+        if s2 and ref in repo.schema2_data:
+            return f"manifests/2/{ref}", DOCKER_MANIFEST
+        return f"manifests/1/{ref}", JSON
+
+    def _send_file(self, repo: Pulp2Repo, rel: str, media_type: str, keyword: str, head: bool) -> Reply:
+        """Crane's serve-content mode: ``<content_dir_v2>/<repository>/<rel>``."""
+        unknown = {"manifests": "MANIFEST_UNKNOWN", "blobs": "BLOB_UNKNOWN"}.get(keyword, "NAME_UNKNOWN")
+        if "/" in repo.repository or repo.repository.startswith("."):
+            return error(404, unknown, "not found")
+        path = os.path.join(self.config.content_dir_v2, repo.repository, rel)
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return error(404, unknown, "not found", {"name": repo.name})
+        if not os.path.isfile(path):
+            return error(404, unknown, "not found", {"name": repo.name})
+        max_age = (
+            43200 if os.path.basename(rel).startswith("sha256:") else self.config.data_dir_polling_interval
+        )
+        headers = [
+            ("Content-Type", media_type),
+            ("Content-Length", str(size)),
+            ("Cache-Control", f"public, max-age={max_age}"),
+            API_HEADER,
+        ]
+        if self.config.use_x_sendfile:
+            headers.append(("X-Sendfile", os.path.abspath(path)))
+            return STATUS[200], headers, b""
+        return STATUS[200], headers, b"" if head else FileBody(path, size)

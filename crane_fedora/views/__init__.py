@@ -1,0 +1,1 @@
+"""Flask blueprints: the registry API (when the fast path is off) and the small admin routes."""

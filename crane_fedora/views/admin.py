@@ -1,0 +1,67 @@
+"""Health check, Crane's ``/v1/_ping`` and its JSON repository view; the rest of v1 is gone."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, request
+
+bp = Blueprint("admin", __name__)
+
+
+def _json(doc: object, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(doc), status=status, mimetype="application/json", headers=headers)
+
+
+@bp.route("/healthz", methods=["GET", "HEAD"])
+def healthz() -> Response:
+    """200 with counts once the metadata directory has been loaded, 503 before (load balancers)."""
+    state = current_app.extensions["crane_fedora"]
+    store = state.store
+    index = store.index
+    doc = {
+        "status": "ok" if store.loaded else "loading",
+        "repositories": len(index.repos),
+        "native": index.native,
+        "pulp2": index.pulp2,
+        "files": index.files,
+        "errors": index.errors,
+        "loaded_at": index.loaded_at,
+    }
+    return _json(doc, 200 if store.loaded else 503)
+
+
+@bp.route("/v1/_ping", methods=["GET", "HEAD"])
+def v1_ping() -> Response:
+    """Crane answered this; old docker clients probe it. The v1 API itself is not served."""
+    return _json(
+        True,
+        headers={
+            "X-Docker-Registry-Version": "0.6.6",
+            "X-Docker-Registry-Config": "common",
+            "X-Docker-Registry-Standalone": "True",
+        },
+    )
+
+
+@bp.before_app_request
+def v1_gone() -> Response | None:
+    """The docker-registry 0.6 (v1) protocol is dead: every /v1 path but _ping says so in JSON."""
+    path = request.path
+    if (path == "/v1" or path.startswith("/v1/")) and path != "/v1/_ping":
+        return _json(
+            {
+                "errors": [
+                    {"code": "UNSUPPORTED", "message": "the v1 registry API is not served", "detail": {}}
+                ]
+            },
+            404,
+        )
+    return None
+
+
+@bp.route("/crane/repositories/v2", methods=["GET", "HEAD"])
+def repositories_v2() -> Response:
+    """Crane's admin view ``{name: {"protected": bool}}`` (always JSON; restrict it at the proxy)."""
+    index = current_app.extensions["crane_fedora"].store.index
+    return _json({name: {"protected": repo.protected} for name, repo in sorted(index.repos.items())})

@@ -1,0 +1,154 @@
+"""Config: Crane's keys and defaults, the new keys, and clear errors for bad values."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crane_fedora import config as cfgmod
+from crane_fedora.app import create_app
+from crane_fedora.config import Config, ConfigError, Platform, load_config, parse_config
+
+
+def test_crane_defaults():
+    c = parse_config("")
+    assert c.debug is False
+    assert c.data_dir == "/var/lib/crane/metadata/"
+    assert c.data_dir_polling_interval == 60
+    assert c.endpoint == ""
+    assert c.serve_content is False and c.use_x_sendfile is True
+    assert c.content_dir_v2 == "/var/www/pub/docker/v2/web/"
+    assert (c.url_match, c.url_replace, c.url_auth_secret) == ("", "", None)
+    assert (c.url_auth_ttl, c.url_auth_param, c.url_auth_algo) == (300, "_auth_", "sha256")
+
+
+def test_new_defaults():
+    c = parse_config("")
+    assert c.settle_seconds == 86400
+    assert c.allowed_url_prefixes == ()
+    assert c.catalog is True and c.page_size_max == 1000
+    assert c.default_platform == Platform("linux", "amd64")
+    assert c.dn_header == "X-SSL-Client-DN" and c.trusted_proxies == () and c.allow == ()
+
+
+def test_general_without_debug_works():  # Crane crashed with NoOptionError here
+    c = parse_config("[general]\ndata_dir: /srv/crane/metadata/\n")
+    assert c.debug is False and c.data_dir == "/srv/crane/metadata/"
+
+
+def test_crane_minimal_config_colon_syntax():
+    c = parse_config("[general]\ndebug: false\ndata_dir: /srv/x/\ndata_dir_polling_interval: 60\nendpoint:\n")
+    assert c.data_dir == "/srv/x/" and c.endpoint == ""
+
+
+def test_all_new_keys():
+    c = parse_config(
+        "[mirrors]\nsettle_seconds = 0\nallowed_url_prefixes = https://a.example/ https://b.example/x/\n"
+        "[registry]\ncatalog = off\npage_size_max = 50\ndefault_platform = linux/arm64/v8\nfast_path = no\n"
+        "[protected]\ndn_header = X-Client-DN\ntrusted_proxies = 10.0.0.1, 2001:db8::/32\n"
+        "allow =\n  secret/* CN=a,O=B C\n  other *\n"
+        "[serve_content]\nenable = yes\ncontent_dir_v2 = /srv/web\nuse_x_sendfile = false\n"
+    )
+    assert c.settle_seconds == 0
+    assert c.allowed_url_prefixes == ("https://a.example/", "https://b.example/x/")
+    assert (c.catalog, c.page_size_max, c.fast_path) == (False, 50, False)
+    assert c.default_platform == Platform("linux", "arm64", "v8")
+    assert c.dn_environ_key == "HTTP_X_CLIENT_DN"
+    assert ipaddress.ip_address("10.0.0.1") in c.trusted_proxies[0]
+    assert [(r.pattern, r.dn) for r in c.allow] == [("secret/*", "CN=a,O=B C"), ("other", "*")]
+    assert (c.serve_content, c.content_dir_v2, c.use_x_sendfile) == (True, "/srv/web", False)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("[general]\ndebug = maybe\n", "[general] debug"),
+        ("[general]\ndata_dir_polling_interval = often\n", "[general] data_dir_polling_interval"),
+        ("[general]\ndata_dir_polling_interval = -5\n", "[general] data_dir_polling_interval"),
+        ("[cdn]\nurl_auth_secret = xyz\n", "[cdn] url_auth_secret"),
+        ("[cdn]\nurl_auth_algo = sha3\n", "[cdn] url_auth_algo"),
+        ("[cdn]\nurl_auth_ttl = 0\n", "[cdn] url_auth_ttl"),
+        ("[cdn]\nurl_match = a\n", "[cdn] url_match"),
+        ("[mirrors]\nsettle_seconds = 1d\n", "[mirrors] settle_seconds"),
+        ("[mirrors]\nallowed_url_prefixes = ftp://x/\n", "[mirrors] allowed_url_prefixes"),
+        ("[registry]\ncatalog = sometimes\n", "[registry] catalog"),
+        ("[registry]\npage_size_max = 0\n", "[registry] page_size_max"),
+        ("[registry]\ndefault_platform = amd64\n", "[registry] default_platform"),
+        ("[protected]\ntrusted_proxies = 10.0.0.300\n", "[protected] trusted_proxies"),
+        ("[protected]\nallow = secret/*\n", "[protected] allow"),
+        ("[protected]\ndn_header = X SSL\n", "[protected] dn_header"),
+        ("[serve_content]\nenable = 2\n", "[serve_content] enable"),
+        ("not an ini file\n", "not a valid INI file"),
+    ],
+)
+def test_bad_values_name_section_and_key(text, where):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text)
+    assert where in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_unknown_keys_warn(caplog):
+    parse_config("[general]\ndata_dri = /x\n[bogus]\na = 1\n[gsa]\nurl = http://x\n")
+    msgs = " ".join(r.getMessage() for r in caplog.records)
+    assert "data_dri" in msgs and "[bogus]" in msgs
+
+
+def test_env_path_and_missing_files(tmp_path, monkeypatch):
+    p = tmp_path / "crane.conf"
+    p.write_text("[general]\ndata_dir = /srv/from-env/\n")
+    monkeypatch.setenv("CRANE_CONFIG_PATH", str(p))
+    assert load_config().data_dir == "/srv/from-env/"
+    monkeypatch.setenv("CRANE_CONFIG_PATH", str(tmp_path / "missing.conf"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config()
+    monkeypatch.delenv("CRANE_CONFIG_PATH")
+    monkeypatch.setattr(cfgmod, "DEFAULT_PATH", str(tmp_path / "etc-crane.conf"))
+    assert load_config() == Config()  # missing /etc/crane.conf is fine
+    with pytest.raises(ConfigError):
+        create_app(str(tmp_path / "missing.conf"))
+
+
+def test_crane_debug_env(monkeypatch):
+    monkeypatch.setenv("CRANE_DEBUG", "TRUE")
+    assert parse_config("").debug is True
+    monkeypatch.setenv("CRANE_DEBUG", "yes")
+    assert parse_config("").debug is False
+
+
+def test_wsgi_bad_config_one_line_and_nonzero(tmp_path):
+    p = tmp_path / "crane.conf"
+    p.write_text("[general]\ndata_dir_polling_interval = soon\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import crane_fedora.wsgi"],
+        capture_output=True,
+        text=True,
+        env={"CRANE_CONFIG_PATH": str(p), "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        "crane_fedora: configuration error: [general] data_dir_polling_interval: not an integer: 'soon'"
+    ]
+
+
+def test_wsgi_good_config(tmp_path):
+    p = tmp_path / "crane.conf"
+    p.write_text(f"[general]\ndata_dir = {tmp_path}\n")
+    code = "import crane_fedora.wsgi as w; print(type(w.application).__name__)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"CRANE_CONFIG_PATH": str(p), "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "Flask"
