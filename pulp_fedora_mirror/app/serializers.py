@@ -1,0 +1,237 @@
+"""REST serializers: validate exporter configuration and export requests before any task runs.
+
+Everything a user can get wrong (paths outside ALLOWED_EXPORT_PATHS, relative URLs, a name clients
+could not pull) is rejected here with a 400, so tasks only fail for reasons found at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from gettext import gettext as _
+from typing import Any
+from urllib.parse import urlsplit
+
+from pulp_container.app.models import ContainerDistribution, ContainerRepository
+from pulpcore.plugin.serializers import (
+    DetailRelatedField,
+    ExporterSerializer,
+    ExportSerializer,
+    RepositoryVersionRelatedField,
+)
+from rest_framework import serializers
+
+from pulp_fedora_mirror import layout
+from pulp_fedora_mirror.app.models import DEFAULT_PRUNE_GRACE, MirrorExport, MirrorExporter
+
+
+def normalise_base_url(value: str, field: str) -> str:
+    """Return ``value`` as an absolute http(s) URL ending in ``/``, or raise a clear 400.
+
+    A missing trailing slash is added rather than rejected: crane_fedora appends paths such as
+    ``blobs/sha256/…`` to the URL, so ``…/containers`` and ``…/containers/`` can only mean one thing.
+    """
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise serializers.ValidationError(
+            _("{field} must be an absolute http:// or https:// URL, got '{value}'").format(
+                field=field, value=value
+            )
+        )
+    if parts.query or parts.fragment:
+        raise serializers.ValidationError(
+            _("{field} must not have a query or fragment: '{value}'").format(field=field, value=value)
+        )
+    if parts.username or parts.password:
+        raise serializers.ValidationError(
+            _("{field} must not contain credentials: '{value}'").format(field=field, value=value)
+        )
+    return value if value.endswith("/") else value + "/"
+
+
+class MirrorExporterSerializer(ExporterSerializer):
+    """Configuration of one mirror tree and its crane metadata directory."""
+
+    path = serializers.CharField(
+        help_text=_("Top of the mirror tree (a MirrorManager module), inside ALLOWED_EXPORT_PATHS.")
+    )
+    metadata_path = serializers.CharField(
+        help_text=_("crane_fedora metadata directory (not mirrored), inside ALLOWED_EXPORT_PATHS.")
+    )
+    master_url = serializers.CharField(
+        help_text=_("Absolute http(s) URL of the tree on the master mirror; a '/' is appended if missing.")
+    )
+    mirror_url = serializers.CharField(
+        help_text=_("Absolute http(s) URL of the tree behind the mirror redirector, or null."),
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    module = serializers.CharField(
+        help_text=_("MirrorManager module name (fullfiletimelist-<module>); default: basename of path."),
+        required=False,
+        allow_null=True,
+        default=None,
+    )
+    prune_grace = serializers.IntegerField(
+        help_text=_("Seconds an unreferenced file is kept before prune removes it."),
+        required=False,
+        min_value=0,
+        default=DEFAULT_PRUNE_GRACE,
+    )
+    allow_protected = serializers.BooleanField(
+        help_text=_("Allow protected (private) repositories into the mirrored tree."),
+        required=False,
+        default=False,
+    )
+
+    def validate_path(self, value: str) -> str:  # type: ignore[override]
+        """The tree must lie under ALLOWED_EXPORT_PATHS and be a directory if it exists."""
+        return ExporterSerializer.validate_path(value, check_is_dir=True)
+
+    def validate_metadata_path(self, value: str) -> str:
+        """Same rule as ``path``: the task writes there as the Pulp user."""
+        return ExporterSerializer.validate_path(value, check_is_dir=True)
+
+    def validate_master_url(self, value: str) -> str:
+        return normalise_base_url(value, "master_url")
+
+    def validate_mirror_url(self, value: str | None) -> str | None:
+        return None if value in (None, "") else normalise_base_url(value, "mirror_url")
+
+    def validate_module(self, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        try:
+            layout.filelist_name(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Reject a metadata directory inside the tree (or the reverse).
+
+        Metadata is mutable and must never be mirrored (docs/layout.md §1); a tree inside the
+        metadata directory would make crane_fedora read blobs as candidate metadata files.
+        """
+        data = super().validate(data)
+        path = data.get("path", getattr(self.instance, "path", None))
+        meta = data.get("metadata_path", getattr(self.instance, "metadata_path", None))
+        if path and meta:
+            rp = os.path.realpath(path).rstrip("/") + "/"
+            rm = os.path.realpath(meta).rstrip("/") + "/"
+            if rp.startswith(rm) or rm.startswith(rp):
+                raise serializers.ValidationError(
+                    {"metadata_path": _("metadata_path and path must not contain each other.")}
+                )
+        return data
+
+    class Meta:
+        model = MirrorExporter
+        fields = (
+            *ExporterSerializer.Meta.fields,
+            "path",
+            "metadata_path",
+            "master_url",
+            "mirror_url",
+            "module",
+            "prune_grace",
+            "allow_protected",
+        )
+
+
+def default_name(repository: ContainerRepository) -> str:
+    """The registry name an export uses when none is given.
+
+    The base_path of a ContainerDistribution serving the repository is what clients already pull
+    from Pulp, so the mirror keeps that name; with no distribution, the repository name.
+    """
+    dist = ContainerDistribution.objects.filter(repository=repository).order_by("base_path").first()
+    return dist.base_path if dist is not None else repository.name
+
+
+class MirrorExportSerializer(ExportSerializer):
+    """Export request (write) and export record (read)."""
+
+    repository_version = RepositoryVersionRelatedField(
+        help_text=_("A container repository version to export. Give this or 'repository'."),
+        required=False,
+        write_only=True,
+    )
+    repository = DetailRelatedField(
+        help_text=_(
+            "A container repository whose latest version is exported. Give this or 'repository_version'."
+        ),
+        view_name_pattern=r"repositories(-.*/.*)-detail",
+        queryset=ContainerRepository.objects.all(),
+        required=False,
+        write_only=True,
+    )
+    name = serializers.CharField(
+        help_text=_(
+            "Registry name clients pull (e.g. 'fedora/busybox'). Default: the base_path of "
+            "a container distribution serving the repository, else the repository name."
+        ),
+        required=False,
+        write_only=True,
+    )
+    summary = serializers.JSONField(
+        help_text=_("What the export did (counts, bytes, metadata file)."), read_only=True
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Exactly one of repository/repository_version; resolve the version and the name."""
+        data = super().validate(data)
+        has_rv = data.get("repository_version") is not None
+        has_repo = data.get("repository") is not None
+        if has_rv == has_repo:
+            raise serializers.ValidationError(
+                _("Exactly one of 'repository' or 'repository_version' must be given.")
+            )
+        if has_repo:
+            repository = data["repository"].cast()
+            repo_version = repository.latest_version()
+        else:
+            repo_version = data["repository_version"]
+            repository = repo_version.repository.cast()
+        if not isinstance(repository, ContainerRepository):
+            raise serializers.ValidationError(
+                _("Only container repositories can be exported, not '{}'.").format(repository.pulp_type)
+            )
+        data["repository_version"] = repo_version
+        data["repository"] = repository
+        name = data.get("name")
+        if name is None:
+            name = default_name(repository)
+            if not layout.is_valid_name(name):
+                raise serializers.ValidationError(
+                    {"name": _("Default name '{}' is not a valid registry name; give 'name'.").format(name)}
+                )
+        elif not layout.is_valid_name(name):
+            raise serializers.ValidationError(
+                {
+                    "name": _(
+                        "'{}' is not a valid registry name (lower-case path components "
+                        "[a-z0-9] separated by '.', '_', '__', '-' or '/')."
+                    ).format(name)
+                }
+            )
+        data["name"] = name
+        return data
+
+    class Meta:
+        model = MirrorExport
+        fields = (
+            *ExportSerializer.Meta.fields,
+            "repository_version",
+            "repository",
+            "name",
+            "summary",
+        )
+
+
+class MirrorPruneSerializer(serializers.Serializer):
+    """Body of ``POST …/mirror/<pk>/prune/``."""
+
+    dry_run = serializers.BooleanField(
+        help_text=_("Only report what would be removed."), required=False, default=False
+    )

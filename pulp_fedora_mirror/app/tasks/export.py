@@ -1,0 +1,229 @@
+"""The export task: turn a Pulp repository version into the core's input and run the core.
+
+All Pulp knowledge (content models, artifact storage, progress reports, export records) stays
+here; the core (``pulp_fedora_mirror.export``) only sees plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from pulp_container.app.models import Blob, ContainerDistribution, Manifest, Tag
+from pulpcore.plugin.constants import TASK_STATES
+from pulpcore.plugin.models import (
+    ContentArtifact,
+    CreatedResource,
+    ProgressReport,
+    RepositoryVersion,
+    Task,
+)
+from pulpcore.plugin.util import get_url
+
+from pulp_fedora_mirror.app.models import MirrorExport, MirrorExporter
+from pulp_fedora_mirror.export.exporter import export_repository
+from pulp_fedora_mirror.export.source import (
+    BlobSource,
+    ExportTarget,
+    ManifestSource,
+    RepositorySource,
+)
+
+log = logging.getLogger(__name__)
+
+#: Every progress report code of this plugin starts with this (``fedora_mirror.blobs_linked``…).
+CODE_PREFIX = "fedora_mirror."
+
+
+class ExportSourceError(RuntimeError):
+    """The repository version cannot be exported as it is (missing bytes, unmigrated data)."""
+
+
+class TaskProgress:
+    """Adapter from the core's ``Progress`` protocol to pulpcore ProgressReports.
+
+    One report per code; ``start`` enters it (state running), ``finish`` completes it. Reports
+    still open when the export fails are closed as failed by :meth:`close`, so the task view
+    never shows a report running forever.
+    """
+
+    def __init__(self) -> None:
+        self._reports: dict[str, ProgressReport] = {}
+
+    @staticmethod
+    def _code(code: str) -> str:
+        return code if code.startswith(CODE_PREFIX) else CODE_PREFIX + code
+
+    def start(self, code: str, message: str, total: int | None) -> None:
+        code = self._code(code)
+        report = ProgressReport(message=message, code=code, total=total)
+        report.__enter__()
+        self._reports[code] = report
+
+    def advance(self, code: str, n: int = 1) -> None:
+        report = self._reports.get(self._code(code))
+        if report is None:  # the core advanced a code it never started: start it implicitly
+            self.start(code, code, None)
+            report = self._reports[self._code(code)]
+        report.increase_by(n)
+
+    def finish(self, code: str) -> None:
+        report = self._reports.pop(self._code(code), None)
+        if report is not None:
+            report.__exit__(None, None, None)
+
+    def close(self, exc: BaseException | None) -> None:
+        """Close every report still open: completed if ``exc`` is None, else failed."""
+        for code in list(self._reports):
+            report = self._reports.pop(code)
+            if exc is None:
+                report.__exit__(None, None, None)
+            else:
+                report.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _opener(artifact: Any) -> Callable[[], BinaryIO]:
+    """Open an artifact through its storage backend (for storages without local paths)."""
+    return lambda: artifact.file.storage.open(artifact.file.name, "rb")
+
+
+def build_source(repo_version: RepositoryVersion, name: str) -> RepositorySource:
+    """Collect tags, manifests and blobs of ``repo_version`` in a fixed number of queries.
+
+    Blob files come from one ContentArtifact query (not one per blob). Raises
+    :class:`ExportSourceError` for manifests without stored bytes (pitfall 19: ``data`` null on
+    data migrated from old installs) and for blobs whose artifact was never downloaded
+    (on_demand/streamed remotes): exporting them would publish metadata pointing at files the
+    tree cannot have.
+    """
+    repository = repo_version.repository.cast()
+    content = repo_version.content
+
+    tags = {
+        name_: digest
+        for name_, digest in Tag.objects.filter(pk__in=content).values_list("name", "tagged_manifest__digest")
+    }
+
+    manifests: list[ManifestSource] = []
+    no_data: list[str] = []
+    for digest, media_type, data in Manifest.objects.filter(pk__in=content).values_list(
+        "digest", "media_type", "data"
+    ):
+        if data is None:
+            no_data.append(digest)
+            continue
+        manifests.append(ManifestSource(digest=digest, media_type=media_type, body=data.encode("utf-8")))
+    if no_data:
+        raise ExportSourceError(
+            f"{len(no_data)} manifest(s) have no stored data (e.g. {no_data[0]}); run "
+            "'pulpcore-manager container-handle-image-data' and export again"
+        )
+
+    blob_digests = dict(Blob.objects.filter(pk__in=content).values_list("pk", "digest"))
+    blobs: list[BlobSource] = []
+    missing: list[str] = []
+    seen: set[Any] = set()
+    for ca in ContentArtifact.objects.filter(content__in=list(blob_digests)).select_related("artifact"):
+        digest = blob_digests[ca.content_id]
+        seen.add(ca.content_id)
+        artifact = ca.artifact
+        if artifact is None:
+            missing.append(digest)
+            continue
+        try:
+            path: str | None = artifact.file.path
+        except NotImplementedError:  # storage without local files (S3, Azure…)
+            path = None
+        blobs.append(
+            BlobSource(
+                digest=digest,
+                size=artifact.size,
+                path=path,
+                opener=None if path else _opener(artifact),
+            )
+        )
+    missing.extend(d for pk, d in blob_digests.items() if pk not in seen)
+    if missing:
+        raise ExportSourceError(
+            f"{len(missing)} blob(s) of {repository.name} have no downloaded artifact "
+            f"(e.g. {sorted(missing)[0]}); content synced with policy on_demand/streamed cannot "
+            "be exported: sync with policy 'immediate' first"
+        )
+
+    protected = ContainerDistribution.objects.filter(repository=repository, private=True).exists()
+    return RepositorySource(
+        name=name,
+        tags=tags,
+        manifests=manifests,
+        blobs=blobs,
+        protected=protected,
+        source=f"{get_url(repository)}versions/{repo_version.number}/",
+        repository=repository.name,
+    )
+
+
+#: Summary counters shown as (completed) progress reports, so the task view tells how much the
+#: export really wrote without opening the export record.
+SUMMARY_REPORTS = (
+    ("blobs_linked", "Blobs hard-linked into the tree"),
+    ("blobs_copied", "Blobs copied into the tree"),
+    ("blobs_present", "Blobs already in the tree"),
+    ("manifests_written", "Manifests written"),
+    ("bytes_written", "Bytes written"),
+)
+
+
+def report_summary(summary: Any) -> None:
+    """Record the summary counters as completed ProgressReports (``fedora_mirror.<counter>``)."""
+    for field, message in SUMMARY_REPORTS:
+        value = int(getattr(summary, field, 0) or 0)
+        ProgressReport(
+            message=message, code=CODE_PREFIX + field, total=value, done=value, state=TASK_STATES.COMPLETED
+        ).save()
+
+
+def after_export(export: MirrorExport, summary: Any) -> None:
+    """Hook run after a successful export, once its record is saved.
+
+    Deliberately a no-op for now: notifications (docs/messages.md) are wired here later, so
+    they go out only after the tree, the metadata and the record are all in place.
+    """
+
+
+def export_to_mirror(exporter_pk: str, repo_version_pk: str, name: str) -> dict[str, Any]:
+    """Export one repository version under registry name ``name``; returns the summary.
+
+    The MirrorExport record is created first so its id goes into the metadata's provenance,
+    and deleted again if the export fails (no record claims an export that did not happen).
+    """
+    exporter = MirrorExporter.objects.get(pk=exporter_pk)
+    repo_version = RepositoryVersion.objects.select_related("repository").get(pk=repo_version_pk)
+    source = build_source(repo_version, name)
+    target = ExportTarget(
+        root=exporter.path,
+        metadata_dir=exporter.metadata_path,
+        master_url=exporter.master_url,
+        mirror_url=exporter.mirror_url,
+        module=exporter.module,
+        allow_protected=exporter.allow_protected,
+    )
+    params = {"repository_version": source.source, "name": name}
+    export = MirrorExport.objects.create(exporter=exporter, params=params, task=Task.current())
+    progress = TaskProgress()
+    try:
+        summary = export_repository(source, target, progress=progress, export_id=str(export.pk))
+    except BaseException as exc:
+        progress.close(exc)
+        export.delete()
+        raise
+    progress.close(None)
+    report_summary(summary)
+    export.summary = dataclasses.asdict(summary)
+    export.save(update_fields=["summary"])
+    export.exported_resources.create(content_object=repo_version)
+    CreatedResource.objects.create(content_object=export)
+    log.info("exported %s as %s: %s", source.source, name, export.summary)
+    after_export(export, summary)
+    return export.summary

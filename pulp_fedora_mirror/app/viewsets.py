@@ -1,0 +1,202 @@
+"""REST endpoints: thin viewsets that validate and dispatch tasks (pulp_file style).
+
+``/pulp/api/v3/exporters/fedora_mirror/mirror/`` (CRUD + ``prune/``) and
+``…/mirror/<pk>/exports/`` (run an export, list/read/delete export records).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from pulpcore.plugin.serializers import AsyncOperationResponseSerializer, ExporterSerializer
+from pulpcore.plugin.tasking import dispatch
+from pulpcore.plugin.viewsets import (
+    ExporterViewSet,
+    ExportViewSet,
+    OperationPostponedResponse,
+    RolesMixin,
+)
+from rest_framework.decorators import action
+
+from pulp_fedora_mirror.app import tasks
+from pulp_fedora_mirror.app.models import MirrorExport, MirrorExporter
+from pulp_fedora_mirror.app.serializers import (
+    MirrorExporterSerializer,
+    MirrorExportSerializer,
+    MirrorPruneSerializer,
+)
+
+_P = "fedora_mirror"
+
+
+class MirrorExporterViewSet(ExporterViewSet, RolesMixin):
+    """
+    <!-- User-facing documentation, rendered as html-->
+    A mirror exporter writes container repository versions into a content-addressed mirror tree
+    (blobs and manifests, shared by all repositories) plus one crane_fedora metadata file per
+    registry name. Exports are incremental and never delete; use `prune` to remove files no
+    metadata references any more.
+    """
+
+    endpoint_name = "mirror"
+    queryset = MirrorExporter.objects.all()
+    serializer_class = MirrorExporterSerializer
+    queryset_filtering_required_permission = f"{_P}.view_mirrorexporter"
+
+    DEFAULT_ACCESS_POLICY = {
+        "statements": [
+            {
+                "action": ["list", "retrieve", "my_permissions"],
+                "principal": "authenticated",
+                "effect": "allow",
+            },
+            {
+                "action": ["create"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": f"has_model_or_domain_perms:{_P}.add_mirrorexporter",
+            },
+            {
+                "action": ["update", "partial_update"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": [
+                    f"has_model_or_domain_or_obj_perms:{_P}.change_mirrorexporter",
+                    f"has_model_or_domain_or_obj_perms:{_P}.view_mirrorexporter",
+                ],
+            },
+            {
+                "action": ["destroy"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": [
+                    f"has_model_or_domain_or_obj_perms:{_P}.delete_mirrorexporter",
+                    f"has_model_or_domain_or_obj_perms:{_P}.view_mirrorexporter",
+                ],
+            },
+            {
+                # Prune deletes files from the tree: same weight as changing the exporter.
+                "action": ["prune"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": [
+                    f"has_model_or_domain_or_obj_perms:{_P}.change_mirrorexporter",
+                    f"has_model_or_domain_or_obj_perms:{_P}.view_mirrorexporter",
+                ],
+            },
+            {
+                "action": ["list_roles", "add_role", "remove_role"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": [f"has_model_or_domain_or_obj_perms:{_P}.manage_roles_mirrorexporter"],
+            },
+        ],
+        "creation_hooks": [
+            {
+                "function": "add_roles_for_object_creator",
+                "parameters": {"roles": f"{_P}.mirrorexporter_owner"},
+            },
+        ],
+        "queryset_scoping": {"function": "scope_queryset"},
+    }
+    LOCKED_ROLES = {
+        f"{_P}.mirrorexporter_creator": [f"{_P}.add_mirrorexporter"],
+        f"{_P}.mirrorexporter_owner": [
+            f"{_P}.view_mirrorexporter",
+            f"{_P}.change_mirrorexporter",
+            f"{_P}.delete_mirrorexporter",
+            f"{_P}.export_mirrorexporter",
+            f"{_P}.manage_roles_mirrorexporter",
+        ],
+        f"{_P}.mirrorexporter_viewer": [f"{_P}.view_mirrorexporter"],
+    }
+
+    @extend_schema(
+        request=MirrorPruneSerializer,
+        description="Trigger a task that removes tree files no metadata has referenced for "
+        "prune_grace seconds.",
+        responses={202: AsyncOperationResponseSerializer},
+    )
+    @action(detail=True, methods=["post"], serializer_class=MirrorPruneSerializer)
+    def prune(self, request: Any, pk: str | None = None) -> OperationPostponedResponse:
+        """Dispatch ``prune_mirror``; the exporter is exclusive so no export runs meanwhile."""
+        exporter = self.get_object()
+        serializer = MirrorPruneSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        task = dispatch(
+            tasks.prune_mirror,
+            exclusive_resources=[exporter],
+            kwargs={"exporter_pk": str(exporter.pk), "dry_run": serializer.validated_data["dry_run"]},
+        )
+        return OperationPostponedResponse(task, request)
+
+
+class MirrorExportViewSet(ExportViewSet):
+    """
+    <!-- User-facing documentation, rendered as html-->
+    Exports run through a mirror exporter. POST to run one (202 + task); each completed task
+    leaves a record with the request `params` and the export `summary`.
+    """
+
+    parent_viewset = MirrorExporterViewSet
+    serializer_class = MirrorExportSerializer
+    queryset = MirrorExport.objects.all()
+
+    DEFAULT_ACCESS_POLICY = {
+        "statements": [
+            {
+                "action": ["list", "retrieve"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": f"has_exporter_model_or_domain_or_obj_perms:{_P}.view_mirrorexporter",
+            },
+            {
+                "action": ["create"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": [
+                    f"has_exporter_model_or_domain_or_obj_perms:{_P}.export_mirrorexporter",
+                    "has_repo_or_repo_ver_param_model_or_domain_or_obj_perms:"
+                    "container.view_containerrepository",
+                ],
+            },
+            {
+                "action": ["destroy"],
+                "principal": "authenticated",
+                "effect": "allow",
+                "condition": f"has_exporter_model_or_domain_or_obj_perms:{_P}.change_mirrorexporter",
+            },
+        ],
+    }
+
+    @extend_schema(
+        request=MirrorExportSerializer,
+        description="Trigger a task that exports a container repository version to the mirror tree.",
+        responses={202: AsyncOperationResponseSerializer},
+    )
+    def create(self, request: Any, exporter_pk: str, **kwargs: Any) -> OperationPostponedResponse:
+        """Validate, then dispatch ``export_to_mirror``.
+
+        The exporter is the exclusive resource (one writer per tree inside Pulp); the repository
+        is shared, so syncs into it wait but other exports of it may read concurrently.
+        """
+        exporter = MirrorExporter.objects.get(pk=exporter_pk)
+        # The allowed paths may have changed since the exporter was created.
+        ExporterSerializer.validate_path(exporter.path, check_is_dir=True)
+        ExporterSerializer.validate_path(exporter.metadata_path, check_is_dir=True)
+        serializer = MirrorExportSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        repo_version = serializer.validated_data["repository_version"]
+        repository = serializer.validated_data["repository"]
+        task = dispatch(
+            tasks.export_to_mirror,
+            exclusive_resources=[exporter],
+            shared_resources=[repository],
+            kwargs={
+                "exporter_pk": str(exporter.pk),
+                "repo_version_pk": str(repo_version.pk),
+                "name": serializer.validated_data["name"],
+            },
+        )
+        return OperationPostponedResponse(task, request)

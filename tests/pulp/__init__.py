@@ -1,0 +1,1 @@
+"""Tests of the Pulp plugin against a real Pulp (PostgreSQL, API, content app, worker)."""

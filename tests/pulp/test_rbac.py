@@ -1,0 +1,127 @@
+"""Role-based access: locked roles exist, non-admins need them, owners get their exporters."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.pulp import PulpServer
+from tests.pulp.client import PulpApi
+from tests.pulp.conftest import EXPORTERS, uid
+
+ROLES = (
+    "fedora_mirror.mirrorexporter_creator",
+    "fedora_mirror.mirrorexporter_owner",
+    "fedora_mirror.mirrorexporter_viewer",
+)
+
+
+@pytest.fixture
+def make_user(api: PulpApi, pulp: PulpServer) -> Iterator[Callable[..., PulpApi]]:
+    """Factory: a fresh user with the given model-level roles, as a REST client."""
+    hrefs: list[str] = []
+
+    def make(*roles: str) -> PulpApi:
+        name, password = uid("user"), secrets.token_urlsafe(16)
+        user = api.ok(api.post("users/", {"username": name, "password": password}), 201)
+        hrefs.append(user["pulp_href"])
+        for role in roles:
+            api.ok(api.post(user["pulp_href"] + "roles/", {"role": role, "content_object": None}), 201)
+        return PulpApi(pulp.base_url, name, password)
+
+    yield make
+    for href in hrefs:
+        api.delete(href)
+
+
+def _body(export_dirs: tuple[Path, Path]) -> dict[str, Any]:
+    return {
+        "name": uid("rbac"),
+        "path": str(export_dirs[0]),
+        "metadata_path": str(export_dirs[1]),
+        "master_url": "https://dl.example.org/pub/containers/",
+    }
+
+
+def test_locked_roles_exist(api: PulpApi) -> None:
+    for role in ROLES:
+        found = api.ok(api.get("roles/", params={"name": role}), 200)["results"]
+        assert len(found) == 1 and found[0]["locked"] is True, role
+    owner = api.ok(api.get("roles/", params={"name": ROLES[1]}), 200)["results"][0]
+    assert set(owner["permissions"]) == {
+        "fedora_mirror.view_mirrorexporter",
+        "fedora_mirror.change_mirrorexporter",
+        "fedora_mirror.delete_mirrorexporter",
+        "fedora_mirror.export_mirrorexporter",
+        "fedora_mirror.manage_roles_mirrorexporter",
+    }
+
+
+def test_user_without_role(
+    api: PulpApi, make_user: Callable[..., PulpApi], make_exporter: Any, export_dirs: tuple[Path, Path]
+) -> None:
+    admin_exp = make_exporter()
+    nobody = make_user()
+    assert nobody.post(EXPORTERS, _body(export_dirs)).status_code == 403
+    assert nobody.ok(nobody.get(EXPORTERS), 200)["count"] == 0  # scoped: sees nothing
+    assert nobody.get(admin_exp["pulp_href"]).status_code == 404
+    assert nobody.patch(admin_exp["pulp_href"], {"prune_grace": 1}).status_code in (403, 404)
+    assert nobody.delete(admin_exp["pulp_href"]).status_code in (403, 404)
+    assert nobody.post(admin_exp["pulp_href"] + "prune/", {"dry_run": True}).status_code in (403, 404)
+    assert nobody.get(admin_exp["pulp_href"] + "exports/").status_code in (403, 404)
+    assert nobody.post(admin_exp["pulp_href"] + "exports/", {}).status_code in (403, 404)
+
+
+def test_creator_owns_what_it_creates(
+    api: PulpApi, make_user: Callable[..., PulpApi], export_dirs: tuple[Path, Path]
+) -> None:
+    creator = make_user(ROLES[0])
+    exp = creator.ok(creator.post(EXPORTERS, _body(export_dirs)), 201)
+    href = exp["pulp_href"]
+    # The creation hook gave the creator the owner role on this object only.
+    assert creator.ok(creator.get(EXPORTERS), 200)["count"] == 1
+    assert creator.ok(creator.get(href + "exports/"), 200)["count"] == 0
+    perms = creator.ok(creator.get(href + "my_permissions/"), 200)["permissions"]
+    assert "fedora_mirror.export_mirrorexporter" in perms
+    roles = api.ok(api.get(href + "list_roles/"), 200)["roles"]
+    assert {r["role"] for r in roles} == {ROLES[1]}
+
+    other = make_user(ROLES[0])
+    assert other.get(href).status_code == 404
+
+    viewer = make_user(ROLES[2])  # model-wide viewer: sees it, cannot change it
+    assert viewer.ok(viewer.get(href), 200)["name"] == exp["name"]
+    assert viewer.patch(href, {"prune_grace": 1}).status_code == 403
+
+    creator.run(creator.patch(href, {"prune_grace": 10}))
+    creator.run(creator.delete(href))
+    assert api.get(href).status_code == 404
+
+
+def test_owner_exports_only_repositories_it_may_view(
+    api: PulpApi, make_user: Callable[..., PulpApi], export_dirs: tuple[Path, Path], synced_repo: Any
+) -> None:
+    """Exporting needs the exporter's export permission *and* view permission on the repository."""
+    creator = make_user(ROLES[0])
+    exp = creator.ok(creator.post(EXPORTERS, _body(export_dirs)), 201)
+    body = {"repository_version": synced_repo.version_href, "name": "rbac/export"}
+    assert creator.post(exp["pulp_href"] + "exports/", body).status_code == 403
+
+    user_href = api.ok(api.get("users/", params={"username": creator.s.auth[0]}), 200)["results"][0][
+        "pulp_href"
+    ]
+    api.ok(
+        api.post(
+            user_href + "roles/",
+            {"role": "container.containerrepository_viewer", "content_object": synced_repo.href},
+        ),
+        201,
+    )
+    task = creator.run(creator.post(exp["pulp_href"] + "exports/", body))
+    assert task["state"] == "completed"
+    assert creator.ok(creator.get(exp["pulp_href"] + "exports/"), 200)["count"] == 1
+    creator.run(creator.delete(exp["pulp_href"]))
