@@ -208,6 +208,14 @@ class PulpServer:
             "TOKEN_AUTH_DISABLED": True,
             "CACHE_ENABLED": False,
             "ANALYTICS": False,
+            # Every Basic-auth request hashes the password: Django's default PBKDF2 (1,000,000
+            # iterations) costs ~0.4 s of API CPU per request, which dominated task polling and
+            # made each promote/publish take seconds. A throwaway instance needs no strong hash;
+            # PBKDF2 stays listed so hashes from earlier runs still verify (and get re-hashed).
+            "PASSWORD_HASHERS": [
+                "django.contrib.auth.hashers.MD5PasswordHasher",
+                "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+            ],
         }
         settings.update(self.extra_settings)
         body = "".join(f"{k} = {v!r}\n" for k, v in settings.items())
