@@ -313,7 +313,8 @@ class Demo:
     def step_postgres(self) -> None:
         from tests.harness.pulp import PulpServer
 
-        self.pulp = PulpServer(self.root / "pulp")
+        # Own cluster even when a server answers on :5432: all demo state stays in one directory.
+        self.pulp = PulpServer(self.root / "pulp", shared_postgres=False)
         pg = self.pulp.postgres
         with self.out.step("PostgreSQL", pg.log_path) as st:
             db = pg.start()
@@ -628,8 +629,8 @@ class Demo:
         total = time.monotonic() - self.out.started
         n = len(self.images)
         print(
-            f"demo OK: {n} images, {n} tags, {ok}/{n} digests match (fixture = Pulp = skopeo = podman, "
-            f"{pulls} pulls) (total {total:.1f} s)",
+            f"demo OK: {n} images, {n} tags, {pulls} pulls, {ok}/{n} digests match "
+            f"(fixture = Pulp = skopeo = podman), total {total:.1f} s",
             flush=True,
         )
         if keep:
@@ -703,7 +704,7 @@ def down() -> int:
         print(f"demo-down: nothing at {rel(root)}")
         return 0
     stopped = PidFile(root / "pids.json").stop_leftovers(str(root))
-    pulp = PulpServer(root / "pulp")
+    pulp = PulpServer(root / "pulp", shared_postgres=False)
     pulp._stop_leftovers()  # its own pids.json, checked against its settings path
     pg = Postgres(root / "pulp")
     port = pg._running_port()
