@@ -705,7 +705,11 @@ def down() -> int:
         return 0
     stopped = PidFile(root / "pids.json").stop_leftovers(str(root))
     pulp = PulpServer(root / "pulp", shared_postgres=False)
+    pulp_pids = PidFile(root / "pulp" / "pids.json").read()
+    alive = [n for n, pid in pulp_pids.items() if Path(f"/proc/{pid}").exists()]
     pulp._stop_leftovers()  # its own pids.json, checked against its settings path
+    if alive:
+        stopped.append(f"Pulp {', '.join(alive)}")
     pg = Postgres(root / "pulp")
     port = pg._running_port()
     if port is not None:
