@@ -243,10 +243,14 @@ def run(tags: int, state: Path, repeat: int = 3) -> list[tuple[str, str, str, st
             subprocess.run(["cp", "-al", "-t", str(cp_dst), *map(str, artifacts)], check=True)
             cp_times.append(time.perf_counter() - t)
 
-        log(f"MirrorExporter: full export x{repeat}")
-        full = [mirror_export(e, version1) for e in exporters]
-        log(f"MirrorExporter: unchanged re-export x{repeat}")
-        again = [mirror_export(e, version1) for e in exporters]
+        # Each tree's re-export right after its own full export: the file list records
+        # max(mtime, ctime) like create-filelist, and linking the same artifact inodes into the
+        # next tree bumps their ctime, which would (rightly) change the earlier tree's list.
+        log(f"MirrorExporter: full export + unchanged re-export, x{repeat}")
+        full, again = [], []
+        for e in exporters:
+            full.append(mirror_export(e, version1))
+            again.append(mirror_export(e, version1))
 
         log("one new tag: write it, sync, export")
         storage.add_tag(tags)
