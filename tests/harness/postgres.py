@@ -94,9 +94,14 @@ def _pg_bin(name: str) -> str:
 class Postgres:
     """Provides one database; ``start()`` returns it, ``stop()`` stops only what this started."""
 
-    def __init__(self, state_dir: str | os.PathLike[str], prefix: str = "pulp_fm") -> None:
+    def __init__(
+        self, state_dir: str | os.PathLike[str], prefix: str = "pulp_fm", *, allow_shared: bool = True
+    ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.prefix = prefix
+        #: False: never use the server on 127.0.0.1:5432, always the cluster under the state dir
+        #: (``make demo`` keeps all its state in one directory that ``demo-down`` removes).
+        self.allow_shared = allow_shared
         self.pg_dir = self.state_dir / "pg"
         self.data_dir = self.pg_dir / "data"
         self.sock_dir = self.pg_dir / "sock"
@@ -116,7 +121,7 @@ class Postgres:
         url = os.environ.get("PULP_TEST_DATABASE_URL")
         if url:
             self.mode, self.database = "env", self._from_url(url)
-        elif self._shared_answers():
+        elif self.allow_shared and self._shared_answers():
             self.mode, self.database = "shared", self._shared_database()
         else:
             self.mode, self.database = "cluster", self._cluster_database()

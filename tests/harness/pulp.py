@@ -68,6 +68,7 @@ class PulpServer:
         content_workers: int = 1,
         extra_settings: dict[str, Any] | None = None,
         ready_timeout: float = 90.0,
+        shared_postgres: bool = True,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.bin_dir = Path(bin_dir) if bin_dir else Path(sys.executable).parent
@@ -75,7 +76,9 @@ class PulpServer:
         self.content_workers = content_workers
         self.extra_settings = dict(extra_settings or {})
         self.ready_timeout = ready_timeout
-        self.postgres = Postgres(self.state_dir)
+        #: ``shared_postgres=False``: always a throwaway cluster under the state dir, never a
+        #: database on the local server (see ``postgres.py``).
+        self.postgres = Postgres(self.state_dir, allow_shared=shared_postgres)
         self.settings_path = self.state_dir / "settings.py"
         self.logs_dir = self.state_dir / "logs"
         #: ALLOWED_EXPORT_PATHS entry (with trailing slash): tests create exporters below it.
@@ -208,6 +211,14 @@ class PulpServer:
             "TOKEN_AUTH_DISABLED": True,
             "CACHE_ENABLED": False,
             "ANALYTICS": False,
+            # Every Basic-auth request hashes the password: Django's default PBKDF2 (1,000,000
+            # iterations) costs ~0.4 s of API CPU per request, which dominated task polling and
+            # made each promote/publish take seconds. A throwaway instance needs no strong hash;
+            # PBKDF2 stays listed so hashes from earlier runs still verify (and get re-hashed).
+            "PASSWORD_HASHERS": [
+                "django.contrib.auth.hashers.MD5PasswordHasher",
+                "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+            ],
         }
         settings.update(self.extra_settings)
         body = "".join(f"{k} = {v!r}\n" for k, v in settings.items())
