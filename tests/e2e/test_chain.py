@@ -33,7 +33,7 @@ import pytest
 
 from fixtures.build_images import IMAGE_NAMES, FixtureImage
 from pulp_fedora_mirror import layout
-from tests.e2e.conftest import CliRun, Hit, LogCursor, blob_hex, dir_layout_files, fedora_mirror, hexes, uid
+from tests.e2e.helpers import CliRun, Hit, LogCursor, blob_hex, dir_layout_files, fedora_mirror, hexes, uid
 from tests.harness import clients
 from tests.harness.containerd import Containerd
 from tests.harness.crane import CraneStack

@@ -40,7 +40,7 @@ import requests
 
 from fixtures.build_images import FixtureImage
 from pulp_fedora_mirror import layout
-from tests.e2e.conftest import CliRun, LogCursor, blob_hex, copy_tree, dir_layout_files, fedora_mirror, hexes
+from tests.e2e.helpers import CliRun, LogCursor, blob_hex, copy_tree, dir_layout_files, fedora_mirror, hexes
 from tests.harness import clients
 from tests.harness.containerd import Containerd
 from tests.harness.crane import APP
