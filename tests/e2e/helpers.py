@@ -138,8 +138,39 @@ def dir_layout_files(path: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(Path(path).iterdir()) if p.name != "version"}
 
 
-def copy_tree(src: Path, dst: Path) -> None:
-    """rsync-like mirror sync: adds and overwrites, never deletes; real copies (a mirror shares
-    no inodes with the master); dot-files (the exporter's temporaries) excluded, as
-    docs/exporter.md tells plain-rsync mirrors to do."""
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".*"), dirs_exist_ok=True)
+def filelist_files(root: Path, module: str = "containers") -> dict[str, int]:
+    """The regular files ``ROOT/fullfiletimelist-<module>`` lists: ``{relative path: size}``."""
+    text = (Path(root) / f"fullfiletimelist-{module}").read_text()
+    files: dict[str, int] = {}
+    section = None
+    for line in text.splitlines():
+        if line.startswith("["):
+            section = line
+            continue
+        if section == "[Files]" and line:
+            _ts, kind, size, path = line.split("\t", 3)
+            if kind.startswith("f"):
+                files[path] = int(size)
+    return files
+
+
+def sync_mirror(master: Path, mirror: Path, module: str = "containers") -> list[str]:
+    """One quick-fedora-mirror run: fetch the master's file list and copy every listed file the
+    mirror lacks (or holds at another size), then the list itself; never delete. Returns the
+    paths copied.
+
+    Why by the list and not a plain tree copy: that is how Fedora mirrors sync, so a pull that
+    works after this proves the exporter's file list names everything crane can redirect to.
+    """
+    copied = []
+    for rel, size in sorted(filelist_files(master, module).items()):
+        dst = Path(mirror) / rel
+        if dst.exists() and dst.stat().st_size == size:
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(master) / rel, dst)
+        copied.append(rel)
+    name = f"fullfiletimelist-{module}"
+    Path(mirror).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(master) / name, Path(mirror) / name)
+    return copied

@@ -40,7 +40,15 @@ import requests
 
 from fixtures.build_images import FixtureImage
 from pulp_fedora_mirror import layout
-from tests.e2e.helpers import CliRun, LogCursor, blob_hex, copy_tree, dir_layout_files, fedora_mirror, hexes
+from tests.e2e.helpers import (
+    CliRun,
+    LogCursor,
+    blob_hex,
+    dir_layout_files,
+    fedora_mirror,
+    hexes,
+    sync_mirror,
+)
 from tests.harness import clients
 from tests.harness.containerd import Containerd
 from tests.harness.crane import APP
@@ -247,8 +255,9 @@ def lag(state_dir: Path, tls_ca: TLSFiles, fixture_images: dict[str, FixtureImag
         s.aged_published = {d: info["published"] for d, info in doc["blobs"].items()}
         meta_file.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")))
 
-        # The mirror syncs the first publish; it will not see the second one.
-        copy_tree(master_tree, mirror_tree)
+        # The mirror syncs the first publish (by its file list); it will not see the second one.
+        synced = sync_mirror(master_tree, mirror_tree)
+        assert len(synced) == s.exports["v1"].json()["blobs"] + s.exports["v1"].json()["manifests"]
 
         # Second publish: a new tag with new blobs, into the master tree only.
         s.second_export_started = time.time()
@@ -403,7 +412,9 @@ def test_settled_blob_goes_to_the_mirror_network_and_fails_until_the_mirror_sync
         not_found = {blob_hex(h.path) for h in misses if h.status == 404}
         assert not_found and not_found <= hexes(lag.fresh), misses
 
-        copy_tree(lag.master_tree, lag.mirror_tree)  # quick-fedora-mirror catches up
+        # quick-fedora-mirror catches up: exactly the files the second publish added.
+        copied = sync_mirror(lag.master_tree, lag.mirror_tree)
+        assert {Path(p).name for p in copied} == hexes(lag.fresh) | hexes(image.manifests)
         mirror_log = LogCursor(lag.mirror.access_log_path)
         master_log = LogCursor(lag.master.access_log_path)
         res = clients.skopeo_copy(
