@@ -4,9 +4,7 @@ Where the Pulp comes from, in order:
 
 1. ``PULP_TEST_URL`` (+ ``PULP_TEST_USERNAME``/``PULP_TEST_PASSWORD``, default admin/password):
    an already running Pulp (pulpcore + pulp-container, with or without pulp_fedora_mirror).
-2. ``tests/harness/pulp.py`` (built on branch ``pulp``): its ``Pulp`` class is started for the
-   session. Its API was not final when this was written; :func:`_start_harness_pulp` is the one
-   place to adapt.
+2. ``tests.harness.pulp.PulpServer``, started for the session with this checkout's plugin.
 
 Without either the Pulp tests skip, which ``CI=true`` turns into a failure: in CI they must run.
 """
@@ -18,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +24,8 @@ import pytest
 from pulp_fedora_mirror.client import PulpClient, PulpConfig
 
 from .registry import Registry, build_oci_layout
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -43,31 +44,26 @@ class PulpService:
 
 
 def _start_harness_pulp(tmp_path_factory: pytest.TempPathFactory) -> PulpService | None:
+    """Start ``tests.harness.pulp.PulpServer`` (this checkout's plugin installed) for the session.
+
+    Its own state dir (``$PULP_CLIENT_TEST_STATE_DIR``, default ``.state/pulp-client-tests``):
+    tests/pulp runs its own instance, and two instances must not share one.
+    """
     try:
         harness = importlib.import_module("tests.harness.pulp")
     except ModuleNotFoundError as exc:
         if exc.name == "tests.harness.pulp":
             return None
         raise
-    cls = getattr(harness, "Pulp", None) or getattr(harness, "PulpServer", None)
-    if cls is None:
-        return None
-    instance = cls()
-    (getattr(instance, "start", None) or (lambda: None))()
-
-    def attr(*names: str, default: Any = None) -> Any:
-        for n in names:
-            v = getattr(instance, n, None)
-            if v is not None:
-                return v
-        return default
-
+    state = os.environ.get("PULP_CLIENT_TEST_STATE_DIR") or str(REPO_ROOT / ".state" / "pulp-client-tests")
+    server = harness.PulpServer(state)
+    server.start()
     return PulpService(
-        base_url=str(attr("base_url", "url")),
-        username=attr("username", default="admin"),
-        password=attr("password", default="password"),
-        export_dir=attr("export_dir", "exports_dir", "export_root"),
-        handle=instance,
+        base_url=server.base_url,
+        username=harness.ADMIN_USER,
+        password=harness.ADMIN_PASSWORD,
+        export_dir=str(server.export_root),
+        handle=server,
     )
 
 
