@@ -30,10 +30,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from fixtures.build_images import IMAGE_NAMES, FixtureImage
 from pulp_fedora_mirror import layout
-from tests.e2e.helpers import CliRun, Hit, LogCursor, blob_hex, dir_layout_files, fedora_mirror, hexes, uid
+from tests.e2e.helpers import (
+    CliRun,
+    Hit,
+    LogCursor,
+    blob_hex,
+    dir_layout_files,
+    fedora_mirror,
+    filelist_files,
+    hexes,
+    uid,
+)
 from tests.harness import clients
 from tests.harness.containerd import Containerd
 from tests.harness.crane import CraneStack
@@ -338,6 +349,32 @@ def test_republish_without_changes_writes_nothing(chain: Chain) -> None:
     assert (s["blobs_linked"], s["blobs_copied"], s["manifests_written"], s["bytes_written"]) == (0, 0, 0, 0)
     assert s["metadata_changed"] is False and s["filelist_changed"] is False
     assert chain.snapshot_after_republish == chain.snapshot_before_republish
+
+
+def test_filelist_names_every_tree_file(chain: Chain) -> None:
+    """Mirrors (quick-fedora-mirror) and MirrorManager see the tree only through
+    ``fullfiletimelist-containers``: after all four exports it lists every file with its size."""
+    listed = filelist_files(chain.tree)
+    on_disk = {
+        str(p.relative_to(chain.tree)): p.stat().st_size
+        for p in chain.tree.rglob("*")
+        if p.is_file() and not p.name.startswith((".", "fullfiletimelist-"))
+    }
+    assert listed == on_disk
+    images = chain.images.values()
+    assert len(listed) == len(set().union(*(i.blobs for i in images))) + len(
+        set().union(*(i.manifests for i in images))
+    )
+
+
+def test_tags_list_shows_what_was_promoted(chain: Chain) -> None:
+    """crane's ``tags/list`` is Pulp's tag set of each published repository version."""
+    for name, tags in ((NAME, chain.stable_tags), (TOOLS_NAME, chain.tools_tags)):
+        r = requests.get(
+            f"{chain.stack.crane_url}/v2/{name}/tags/list", verify=str(chain.tls.ca_cert), timeout=10
+        )
+        assert r.status_code == 200, r.text
+        assert r.json() == {"name": name, "tags": sorted(tags)}
 
 
 # -- pulling through crane ----------------------------------------------------------------------
