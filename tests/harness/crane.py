@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
+from tests.harness.granian import Granian
 from tests.harness.gunicorn import Gunicorn
 from tests.harness.nginx import Nginx
 from tests.harness.tls import TLSFiles
@@ -34,6 +35,7 @@ class CraneStack:
     - ``config``: extra INI settings ``{section: {key: value}}`` merged over the defaults here
       (``debug: true``, polling interval 1 s, ``settle_seconds``).
     - ``pythonpath``: where ``crane_fedora`` lives if it is not installed in the venv.
+    - ``server``: ``"gunicorn"`` (default) or ``"granian"``, both with TLS.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class CraneStack:
         pythonpath: str | None = None,
         app: str = APP,
         mirror_extra_locations: str = "",
+        server: str = "gunicorn",
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.tree = Path(tree).resolve()
@@ -71,7 +74,8 @@ class CraneStack:
             )
         self.config_path = self.state_dir / "crane.conf"
         self.extra_config = {s: dict(kv) for s, kv in (config or {}).items()}
-        self.crane = Gunicorn(
+        server_class = {"gunicorn": Gunicorn, "granian": Granian}[server]
+        self.crane = server_class(
             self.state_dir / "crane",
             app,
             tls=tls,
