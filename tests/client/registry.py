@@ -15,7 +15,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from tests.harness.rabbitmq import free_port
+from tests.harness.ports import free_port
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, object]:

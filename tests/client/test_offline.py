@@ -18,7 +18,7 @@ from pulp_fedora_mirror.client import (
     Task,
     load_config,
 )
-from tests.harness.rabbitmq import free_port
+from tests.harness.ports import free_port
 
 from .helpers import assert_one_line_error, run_cli
 

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from tests.harness.ports import free_port
+
 SHARED_HOST = "127.0.0.1"
 SHARED_PORT = 5432
 
@@ -54,13 +56,6 @@ class Database:
             "PORT": str(self.port),
             "CONN_MAX_AGE": 0,
         }
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the kernel's choice; never a hard-coded one)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _connect(host: str, port: int, user: str, password: str = "", dbname: str = "postgres"):

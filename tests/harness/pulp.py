@@ -23,7 +23,8 @@ from typing import Any
 
 import requests
 
-from tests.harness.postgres import Database, Postgres, free_port
+from tests.harness.ports import free_port
+from tests.harness.postgres import Database, Postgres
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "password"  # throwaway instance on loopback only

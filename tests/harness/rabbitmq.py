@@ -29,6 +29,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness.ports import free_port
+
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
 #: AMQP 1.0 SASL protocol header; a broker with the 1.0 plugin answers with the same 8 bytes.
@@ -54,13 +56,6 @@ class Broker:
     def amqp1_url(self) -> str:
         """AMQP 1.0 URL in this project's ``amqp1+amqp://`` scheme (see docs/messages.md)."""
         return f"amqp1+amqp://{self.host}:{self.port}"
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the kernel's choice, so concurrent runs do not clash)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _answers(host: str, port: int, header: bytes, timeout: float = 2.0) -> bytes:

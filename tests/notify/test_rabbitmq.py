@@ -24,7 +24,7 @@ from pulp_fedora_mirror.notify import (
     make_sender,
     notify_export_complete,
 )
-from tests.harness.rabbitmq import free_port
+from tests.harness.ports import free_port
 
 from .consumer import TopicConsumer
 
