@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from fixtures.build_images import build_images
+from fixtures.push import push_image
 from pulp_fedora_mirror.client import PulpClient, PulpConfig
-
-from .registry import Registry, build_oci_layout
+from tests.harness.registry import Registry as HarnessRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,20 +92,18 @@ def pulp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpService]:
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """docker-registry with ``demo/hello:latest`` and ``demo/hello:v2``."""
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HarnessRegistry]:
+    """docker-registry with ``demo/hello:latest`` (an OCI image) and ``demo/hello:v2`` (Docker)."""
     base = tmp_path_factory.mktemp("registry")
-    reg = Registry(base / "registry").start()
-    try:
-        build_oci_layout(base / "oci", ["latest", "v2"])
-        reg.push(base / "oci", "demo/hello", ["latest", "v2"])
+    images = build_images(base / "images")
+    with HarnessRegistry(base / "registry") as reg:
+        push_image(images["single-oci"], reg.host, repository="demo/hello", tag="latest")
+        push_image(images["single-docker"], reg.host, repository="demo/hello", tag="v2")
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="session")
-def candidate(pulp: PulpService, registry: Registry) -> dict[str, Any]:
+def candidate(pulp: PulpService, registry: HarnessRegistry) -> dict[str, Any]:
     """A container repository synced (immediate) from the registry: the promotion source."""
     c = pulp.client()
     suffix = uuid.uuid4().hex[:8]
