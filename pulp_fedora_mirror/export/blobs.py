@@ -81,12 +81,53 @@ def _open_source(src: BlobSource) -> BinaryIO:
     return src.opener()
 
 
-def place_blob(src: BlobSource, dest: str, *, hardlink: bool = True, kind: str = "blob") -> str:
+def _link_verified(src: BlobSource, dest: str, kind: str) -> bool:
+    """Hash the source inode, then hard-link that very inode to ``dest``; False if not linkable.
+
+    No temp name is needed: a link appears whole or not at all. The inode is hashed through an
+    open descriptor and the new link is checked to be that inode, so a source swapped between the
+    hash and the link is never published. The caller passes a ``dest`` that does not exist.
+    """
+    assert src.path
+    try:
+        fh = open(src.path, "rb")
+    except FileNotFoundError:
+        raise ExportError(f"{kind} {src.digest}: source file {src.path} does not exist") from None
+    with fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != FILE_MODE:
+            return False  # chmod-ing Pulp's storage is not ours: copy instead
+        digest = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+        _check(src, digest, st.st_size)
+        testpoints.reached(f"{kind}-verified {src.digest}")
+        try:
+            os.link(src.path, dest)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
+                return False
+            raise
+        linked = os.lstat(dest)
+        if (linked.st_ino, linked.st_dev) != (st.st_ino, st.st_dev):
+            os.unlink(dest)
+            raise ExportError(f"{kind} {src.digest}: source file {src.path} changed while exporting")
+    return True
+
+
+def place_blob(
+    src: BlobSource, dest: str, *, hardlink: bool = True, kind: str = "blob", replacing: bool | None = None
+) -> str:
     """Create ``dest`` from ``src`` atomically; return ``"linked"`` or ``"copied"``.
 
     The caller has made sure ``dest`` does not exist (or is corrupt) and its directory exists.
     ``kind`` names the file in errors and test points (manifests from a layout are placed too).
+    A new name is hard-linked directly (after hashing); replacing a corrupt file, and copying,
+    go through a temp name and a rename. ``replacing`` says whether ``dest`` exists (the caller
+    usually knows; None means look).
     """
+    if replacing is None:
+        replacing = os.path.lexists(dest)
+    if hardlink and src.path and not replacing and _link_verified(src, dest, kind):
+        return "linked"
     tmp = temp_path(dest)
     with removing_on_error(tmp):
         if hardlink and _linkable(src) and _try_link(src, tmp):

@@ -162,6 +162,7 @@ def _publish_blobs(
 ) -> set[str]:
     """Step 2. Returns the digests whose files were already in the tree before this run."""
     preexisting: set[str] = set()
+    shards: set[str] = set()  # shard directories known to exist (saves a stat per blob)
     progress.start("blobs", "Exporting blobs", len(plan.blobs))
     for digest in sorted(plan.blobs):
         src = plan.blobs[digest]
@@ -173,8 +174,11 @@ def _publish_blobs(
             summary.blobs_present += 1
             progress.advance("blobs")
             continue
-        makedirs(os.path.dirname(dest), run.dirs, durable=False)
-        how = place_blob(src, dest, hardlink=target.hardlink)
+        shard = os.path.dirname(dest)
+        if shard not in shards:
+            makedirs(shard, run.dirs, durable=False)
+            shards.add(shard)
+        how = place_blob(src, dest, hardlink=target.hardlink, replacing=size is not None)
         if size is None:
             run.files.append(dest)
         else:
@@ -226,7 +230,13 @@ def _publish_manifests(
             makedirs(os.path.dirname(dest), run.dirs, durable=False)
             if m.path and target.hardlink:
                 # Same bytes on disk (an OCI layout): link like a blob, hash-checked, no new data.
-                place_blob(BlobSource(digest, m.size, path=m.path), dest, hardlink=True, kind="manifest")
+                place_blob(
+                    BlobSource(digest, m.size, path=m.path),
+                    dest,
+                    hardlink=True,
+                    kind="manifest",
+                    replacing=size is not None,
+                )
                 _count_manifest(digest, dest, size is None, m.size, run, summary)
                 testpoints.reached(f"manifest {digest}")
                 progress.advance("manifests")

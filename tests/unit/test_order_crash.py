@@ -65,10 +65,12 @@ def test_write_order_observed(env: Env, paused) -> None:
     last_manifest = max(i for i, k in enumerate(kinds) if k == "manifest")
     assert last_blob < first_manifest
     assert last_manifest < kinds.index("metadata") < kinds.index("filelist") == len(kinds) - 1
-    assert kinds.count("blob") == kinds.count("blob-temp") == 20
+    # hard links: each source is hashed ("verified") and then linked under its final name
+    assert kinds.count("blob") == kinds.count("blob-verified") == 20
+    assert kinds.count("blob-temp") == 0
     assert kinds.count("manifest") == 9
     # manifests of an OCI layout are hard-linked from its blob files, hash-checked like blobs
-    assert kinds.count("manifest-temp") == 9
+    assert kinds.count("manifest-verified") == 9
     # metadata became visible only at its own stop, never while content was still arriving
     assert seen_metadata_during == ["metadata", "filelist"]
     assert_readers_safe(env.root, env.meta)
@@ -90,18 +92,20 @@ def test_reexport_with_new_content_keeps_readers_safe(env: Env, paused) -> None:
 
 
 KILL_POINTS = [
-    # OCI layout export: blobs and manifests hard-linked one by one, each through a temp name
+    # OCI layout export: blobs and manifests hash-checked, then hard-linked under their final names
     ("link", "locked", 1),
-    ("link", "blob-temp", 1),
+    ("link", "blob-verified", 1),
     ("link", "blob", 3),
-    ("link", "blob-temp", 20),
-    ("link", "manifest-temp", 1),
+    ("link", "blob-verified", 20),
+    ("link", "manifest-verified", 1),
     ("link", "manifest", 1),
     ("link", "manifest", 9),
     ("link", "metadata", 1),
     ("link", "filelist", 1),
-    # --copy: blobs copied, manifests written from their bytes in one batch (the Pulp path)
+    # --copy: blobs copied through temp names, manifests written from their bytes in one batch
+    # (the Pulp path)
     ("copy", "blob-temp", 1),
+    ("copy", "blob-temp", 20),
     ("copy", "manifest", 1),
     ("copy", "manifest", 9),
     ("copy", "metadata", 1),
@@ -109,9 +113,9 @@ KILL_POINTS = [
 
 
 def _temps_expected(mode: str, kind: str, nth: int) -> bool:
-    """Where a kill leaves temp files: a verified file waiting for its rename, or (batch write)
-    manifests written and flushed but not all renamed yet."""
-    if kind in ("blob-temp", "manifest-temp"):
+    """Where a kill leaves temp files: a copied file waiting for its rename, or (batch write)
+    manifests written and flushed but not all renamed yet. A hard link has no temp name."""
+    if kind == "blob-temp":
         return True
     return mode == "copy" and kind == "manifest" and nth < 9
 
@@ -176,3 +180,34 @@ def test_leftover_temp_files_are_cleaned(env: Env) -> None:
     env.export()
     assert not os.path.exists(stale_tree) and not os.path.exists(own)
     assert os.path.exists(other) and os.path.exists(unrelated)
+
+
+def test_source_swapped_between_hash_and_link_is_refused(env: Env, paused) -> None:
+    """The exporter hashes a source inode and then links it: if the file at the source path is
+    replaced in between (another inode, other bytes), the new link must not survive and nothing
+    may be published. Produced for real: the exporter stops itself right after the hash."""
+    p = paused(env.cli_args())
+    while (label := p.next_stop()) is not None:
+        if label.startswith("blob-verified "):
+            digest = label.split(" ", 1)[1]
+            src = os.path.join(env.layout, "blobs", "sha256", digest.split(":", 1)[1])
+            evil = src + ".evil"
+            with open(evil, "wb") as fh:
+                fh.write(b"x" * os.path.getsize(src))
+            os.chmod(evil, 0o644)
+            os.rename(evil, src)  # same path, new inode, wrong content
+            p.resume()
+            break
+        p.resume()
+    while p.next_stop() is not None:
+        p.resume()
+    assert p.status == 1
+    err = p.proc.stderr.read().decode()
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("fedora-mirror: blob ") and "changed while exporting" in last, err
+    assert digest in last and "Traceback" not in err, err
+    # nothing was published: no metadata, no file list, no blob or manifest left behind
+    assert not os.path.exists(os.path.join(env.meta, "fedora", "busybox.json"))
+    assert not os.path.exists(os.path.join(env.root, "fullfiletimelist-containers"))
+    left = [f for _d, _s, fs in os.walk(env.root) for f in fs]
+    assert left == [], left
