@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 from pulp_container.app.models import Blob, ContainerDistribution, Manifest, Tag
 from pulpcore.plugin.constants import TASK_STATES
 from pulpcore.plugin.models import (
+    Artifact,
     ContentArtifact,
     CreatedResource,
     ProgressReport,
@@ -85,9 +86,9 @@ class TaskProgress:
                 report.__exit__(type(exc), exc, exc.__traceback__)
 
 
-def _opener(artifact: Any) -> Callable[[], BinaryIO]:
-    """Open an artifact through its storage backend (for storages without local paths)."""
-    return lambda: artifact.file.storage.open(artifact.file.name, "rb")
+def _opener(storage: Any, name: str) -> Callable[[], BinaryIO]:
+    """Open an artifact file through its storage backend (for storages without local paths)."""
+    return lambda: storage.open(name, "rb")
 
 
 def build_source(
@@ -128,27 +129,30 @@ def build_source(
     blobs: list[BlobSource] = []
     missing: list[str] = []
     seen: set[Any] = set()
-    # A subquery rather than a list of pks: one round trip however large the repository.
+    # A subquery rather than a list of pks: one round trip however large the repository, and
+    # plain values rather than model instances (thousands of blobs, only four columns needed).
     blob_cas = ContentArtifact.objects.filter(
         content__in=content, content__pulp_type=Blob.get_pulp_type()
-    ).select_related("artifact")
-    for ca in blob_cas:
-        digest = blob_digests[ca.content_id]
-        seen.add(ca.content_id)
-        artifact = ca.artifact
-        if artifact is None:
+    ).values_list("content_id", "artifact_id", "artifact__file", "artifact__size")
+    storage = None  # one domain per repository version, so one storage backend
+    for content_id, artifact_id, file_name, size in blob_cas:
+        digest = blob_digests[content_id]
+        seen.add(content_id)
+        if artifact_id is None:
             missing.append(digest)
             continue
+        if storage is None:
+            storage = Artifact.objects.get(pk=artifact_id).file.storage
         try:
-            path: str | None = artifact.file.path
+            path: str | None = storage.path(file_name)
         except NotImplementedError:  # storage without local files (S3, Azure…)
             path = None
         blobs.append(
             BlobSource(
                 digest=digest,
-                size=artifact.size,
+                size=size,
                 path=path,
-                opener=None if path else _opener(artifact),
+                opener=None if path else _opener(storage, file_name),
             )
         )
     missing.extend(d for pk, d in blob_digests.items() if pk not in seen)
