@@ -51,8 +51,8 @@ def parse_hint(body: bytes) -> str:
         raise ValueError(f"body too large ({len(body)} bytes)")
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"not JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deep nesting
+        raise ValueError(f"not JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"not a JSON object but {type(doc).__name__}")
     name = doc.get("name")
@@ -75,7 +75,10 @@ class Listener:
         self._hints: list[str] = []
         self._connected = False
         #: pika missing is a deployment error: say so once at startup, then run as if off.
-        self.available = find_spec("pika") is not None
+        try:
+            self.available = find_spec("pika") is not None
+        except (ImportError, ValueError):  # blocked or half-imported: as good as missing
+            self.available = False
         if not self.available:
             log.error(
                 "[notifications] amqp_url is set but pika is not installed (pip install pika); "
@@ -222,7 +225,14 @@ class Listener:
 
 
 def _describe(exc: BaseException) -> str:
-    """One line for a pika/socket error (pika's own reprs are often empty)."""
+    """One line for a pika/socket error: the innermost cause (pika nests them, with empty strs)."""
+    for _ in range(5):
+        inner = getattr(exc, "exception", None)  # pika's connect-phase wrappers
+        if not isinstance(inner, BaseException) and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]  # AMQPConnectionError(<wrapper>,)
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
     text = str(exc) or repr(exc)
     return f"{type(exc).__name__}: {text}"[:300]
 
