@@ -72,8 +72,6 @@ class Listener:
         self._pid = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._hints: list[str] = []
-        self._connected = False
         #: pika missing is a deployment error: say so once at startup, then run as if off.
         try:
             self.available = find_spec("pika") is not None
@@ -130,23 +128,36 @@ class Listener:
             return ""
         return self.config.notify_queue.format(pid=os.getpid(), host=socket.gethostname())
 
-    def _on_message(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        """Validate and remember a hint; the reload runs after the batch (coalesces bursts)."""
-        try:
-            name = parse_hint(body)
-        except ValueError as exc:
-            log.warning(
-                "notification ignored (routing key %r, message id %r): %s",
-                str(method.routing_key)[:200],
-                str(getattr(properties, "message_id", None))[:100],
-                exc,
-            )
-            return
-        self._hints.append(name)
+    @staticmethod
+    def _hint_collector(hints: list[str]) -> Any:
+        """pika callback: validate a message and append its name to ``hints`` (or log and drop it).
 
-    def _consume(self, pika: Any, stop: threading.Event) -> None:
-        """One connection's life: connect, declare, bind, consume until stop or an error."""
+        The reload runs after the batch, so a burst of messages costs one scan. ``hints`` is local
+        to one connection's thread: a thread that is still stopping shares nothing with its successor.
+        """
+
+        def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            try:
+                name = parse_hint(body)
+            except ValueError as exc:
+                log.warning(
+                    "notification ignored (routing key %r, message id %r): %s",
+                    str(method.routing_key)[:200],
+                    str(getattr(properties, "message_id", None))[:100],
+                    exc,
+                )
+                return
+            hints.append(name)
+
+        return on_message
+
+    def _consume(self, pika: Any, stop: threading.Event, connected: list[bool]) -> None:
+        """One connection's life: connect, declare, bind, consume until stop or an error.
+
+        ``connected[0]`` becomes True once consuming: the caller tells "lost" from "cannot connect".
+        """
         cfg = self.config
+        hints: list[str] = []
         conn = pika.BlockingConnection(self._parameters(pika))
         try:
             channel = conn.channel()
@@ -155,7 +166,7 @@ class Listener:
             )
             queue = declared.method.queue
             channel.queue_bind(queue=queue, exchange=cfg.notify_exchange, routing_key=cfg.notify_topic)
-            channel.basic_consume(queue=queue, on_message_callback=self._on_message, auto_ack=True)
+            channel.basic_consume(queue=queue, on_message_callback=self._hint_collector(hints), auto_ack=True)
             log.info(
                 "listening for export messages on %s: exchange %r, binding %r, queue %r",
                 self.where,
@@ -163,19 +174,19 @@ class Listener:
                 cfg.notify_topic,
                 queue,
             )
-            self._connected = True
+            connected[0] = True
             # Whatever was announced while we were not listening is lost: catch up now.
             self.store.reload("listener connected")
             while not stop.is_set():
                 conn.process_data_events(time_limit=POLL_SECONDS)  # returns early once a message is in
-                if self._hints:
-                    names, self._hints = self._hints, []
+                if hints:
+                    names = hints[:]
+                    hints.clear()
                     shown = ", ".join(sorted(set(names))[:5])
                     log.info("export message for %s: rescanning %s", shown, self.store.data_dir)
                     if not self.store.reload(f"export message for {shown}"):
                         log.info("export message for %s: no metadata change seen (yet)", shown)
         finally:
-            self._hints = []
             if conn.is_open:
                 try:
                     conn.close()
@@ -201,11 +212,11 @@ class Listener:
         delay = 1.0
         failing = False  # a "cannot listen" / "lost" line was logged; stay quiet until connected
         while not stop.is_set():
-            self._connected = False
+            connected = [False]
             try:
-                self._consume(pika, stop)
+                self._consume(pika, stop, connected)
             except Exception as exc:  # broker down, refused, auth, TLS, channel errors, bugs
-                if self._connected:
+                if connected[0]:
                     log.warning("lost the connection to %s: %s; reconnecting", self.where, _describe(exc))
                     delay = 1.0
                 elif not failing:

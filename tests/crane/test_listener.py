@@ -117,7 +117,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> floa
 
 @contextmanager
 def crane(
-    tmp_path: Path, data_dir: Path, amqp_url: str, *, workers: int = 2, extra: str = ""
+    tmp_path: Path, data_dir: Path, amqp_url: str, *, workers: int = 2, extra: str = "", preload: bool = False
 ) -> Iterator[Gunicorn]:
     """crane_fedora under gunicorn, polling hourly, listening on ``amqp_url``.
 
@@ -135,6 +135,7 @@ def crane(
         "crane_fedora.wsgi:application",
         env={"CRANE_CONFIG_PATH": str(conf)},
         workers=workers,
+        extra_args=["--preload"] if preload else [],
     )
     with server:
         yield server
@@ -287,15 +288,18 @@ def test_broker_down_at_start_then_up_then_restarted(tmp_path):
         node.destroy()
 
 
-def test_named_queue_per_process(tmp_path, broker):
-    """``queue`` with ``{pid}``: one named queue per worker, each gets every message."""
+def test_named_queue_per_process_with_preload(tmp_path, broker):
+    """``queue`` with ``{pid}``: one named queue per worker, each gets every message.
+
+    Under ``--preload`` the app (and its Listener object) is created in the master and forked:
+    nothing may have connected before the fork, and each worker starts its own thread.
+    """
     data_dir = tmp_path / "metadata"
     repo = small("fedora/tools", tag="x")
     repo.write(data_dir)
     prefix = f"crane-test-{uuid.uuid4().hex[:8]}"
-    with crane(
-        tmp_path, data_dir, broker.broker.amqp_url, workers=2, extra=f"queue = {prefix}-{{host}}-{{pid}}\n"
-    ) as server:
+    extra = f"queue = {prefix}-{{host}}-{{pid}}\n"
+    with crane(tmp_path, data_dir, broker.broker.amqp_url, workers=2, extra=extra, preload=True) as server:
         wait_listening(server, 2)
         queues = [q for q in broker.ctl("list_queues", "-q", "name").split() if q.startswith(prefix)]
         assert len(queues) == 2, queues
@@ -372,6 +376,24 @@ def test_missing_exchange_is_retried_and_stop_ends_the_thread(tmp_path, broker, 
         app.extensions["crane_fedora"].store.listener.stop(wait=10)
         assert not listener_threads()
         assert "listener for" in caplog.text and "stopped" in caplog.text
+
+
+def test_same_named_queue_twice_is_refused_and_logged_once(tmp_path, broker, caplog):
+    """Two listeners on one exclusive queue name: the second is refused (and retries quietly)."""
+    data_dir = tmp_path / "metadata"
+    small("fedora/tools").write(data_dir)
+    name = f"crane-test-{uuid.uuid4().hex[:8]}"  # no {pid}: both listeners (one process) collide
+    caplog.set_level(logging.INFO, logger="crane_fedora")
+    conf = f"amqp_url = {broker.broker.amqp_url}\nqueue = {name}\n"
+    with app_on(data_dir, conf) as first, app_on(data_dir, conf) as second:
+        first.test_client().get("/v2/")
+        wait_for(lambda: "listening for export messages" in caplog.text, 10, "first listener")
+        second.test_client().get("/v2/")
+        wait_for(lambda: "RESOURCE_LOCKED" in caplog.text, 10, "the refusal")
+        time.sleep(2.5)
+        assert caplog.text.count("cannot listen on") == 1
+        assert caplog.text.count("listening for export messages") == 1
+        assert second.test_client().get("/v2/fedora/tools/manifests/x").status_code == 200
 
 
 @pytest.fixture(scope="module")
