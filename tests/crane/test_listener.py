@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pika
 import pytest
 from flask import Flask
 
@@ -99,6 +98,8 @@ def publish(url: str, summary: dict, spool: Path) -> None:
 
 def publish_raw(url: str, body: bytes, routing_key: str = f"org.fedoraproject.dev.{TOPIC}") -> None:
     """Any bytes on the export topic, as a broken or hostile publisher could send them."""
+    import pika  # here, not at module level: collecting tests/crane must not need pika
+
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         ch = conn.channel()
@@ -358,6 +359,8 @@ def test_missing_exchange_is_retried_and_stop_ends_the_thread(tmp_path, broker, 
         time.sleep(2.5)  # a few retries: still one line
         assert caplog.text.count("cannot listen on") == 1
         assert "guest:***@" in caplog.text and ":guest@" not in caplog.text  # password never logged
+
+        import pika
 
         conn = pika.BlockingConnection(pika.URLParameters(url))
         try:
