@@ -80,7 +80,8 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
     """Build an app. ``config``: a :class:`Config`, a config file path, or None (env / /etc).
 
     Raises :class:`ConfigError` for a bad configuration. Loads the metadata once, blocking; the
-    poll thread starts with the first request of each process (never at import time).
+    poll thread and the optional message listener start with the first request of each process
+    (never at import time).
     """
     if not isinstance(config, Config):
         config = load_config(config)
@@ -88,6 +89,11 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
         logging.getLogger("crane_fedora").setLevel(logging.DEBUG)
     store = MetadataStore(config)
     store.refresh()
+    if config.notify_amqp_url:
+        # Imported only when configured: the module itself needs no pika, but keeps it out of sight.
+        from crane_fedora.metadata.listener import Listener
+
+        store.listener = Listener(config, store)
     registry = Registry(config, store, _serve_content_usable(config))
 
     app = Flask(__name__)

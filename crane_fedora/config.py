@@ -12,6 +12,8 @@ import fnmatch
 import ipaddress
 import logging
 import os
+import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,12 @@ DEFAULT_PATH = "/etc/crane.conf"
 HASH_ALGOS = ("sha256", "sha1", "md5")
 DEFAULT_DATA_DIR = "/var/lib/crane/metadata/"
 DEFAULT_CONTENT_DIR_V2 = "/var/www/pub/docker/v2/web/"
+#: Binding key matching every prefix (dev, stg, prod) of the exporter's ``export.complete`` topic.
+DEFAULT_NOTIFY_TOPIC = "#.pulp.fedora_mirror.export.complete"
+DEFAULT_NOTIFY_EXCHANGE = "amq.topic"
+#: AMQP short strings the broker accepts as exchange/queue names (RabbitMQ's rule, ≤ 255 bytes).
+_AMQP_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
+_BINDING_WORD_RE = re.compile(r"^(?:[A-Za-z0-9_:-]+|\*|#)$")
 
 #: Keys Crane knew that crane_fedora accepts and ignores (the v1 API and its search are gone).
 _IGNORED = {
@@ -36,6 +44,16 @@ _KNOWN = {
     "mirrors": {"settle_seconds", "allowed_url_prefixes"},
     "registry": {"catalog", "page_size_max", "default_platform", "fast_path"},
     "protected": {"dn_header", "trusted_proxies", "allow"},
+    "notifications": {
+        "amqp_url",
+        "topic",
+        "exchange",
+        "queue",
+        "ca_cert",
+        "certfile",
+        "keyfile",
+        "reconnect_max_delay",
+    },
 }
 
 
@@ -102,6 +120,15 @@ class Config:
     dn_header: str = "X-SSL-Client-DN"
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     allow: tuple[AllowRule, ...] = ()
+    # [notifications]: instant reload from export.complete messages (empty URL = off)
+    notify_amqp_url: str = ""
+    notify_topic: str = DEFAULT_NOTIFY_TOPIC
+    notify_exchange: str = DEFAULT_NOTIFY_EXCHANGE
+    notify_queue: str = ""
+    notify_ca_cert: str = ""
+    notify_certfile: str = ""
+    notify_keyfile: str = ""
+    notify_reconnect_max_delay: int = 30
 
     @property
     def dn_environ_key(self) -> str:
@@ -181,6 +208,74 @@ def _allow(raw: str) -> tuple[AllowRule, ...]:
     return tuple(rules)
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password, for log lines and error messages."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _notifications(cp: configparser.ConfigParser) -> dict:
+    """Validate ``[notifications]``; return the ``notify_*`` keyword arguments of :class:`Config`.
+
+    Why so strict: a listener that silently binds the wrong key or talks plain AMQP where TLS
+    was meant would look like "instant reload does not work" long after startup.
+    """
+    s = "notifications"
+    url = _str(cp, s, "amqp_url", "")
+    topic = _str(cp, s, "topic", DEFAULT_NOTIFY_TOPIC) or DEFAULT_NOTIFY_TOPIC
+    exchange = _str(cp, s, "exchange", DEFAULT_NOTIFY_EXCHANGE) or DEFAULT_NOTIFY_EXCHANGE
+    queue = _str(cp, s, "queue", "")
+    tls = {k: _str(cp, s, k, "") for k in ("ca_cert", "certfile", "keyfile")}
+    if url:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ConfigError(f"[{s}] amqp_url: not a URL: {redact_url(url)!r}") from None
+        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+            raise ConfigError(
+                f"[{s}] amqp_url: expected amqp://host[:port]/vhost or amqps://… (AMQP 0-9-1), "
+                f"got {redact_url(url)!r}"
+            )
+        if parts.scheme == "amqp" and any(tls.values()):
+            raise ConfigError(f"[{s}] ca_cert/certfile/keyfile need an amqps:// amqp_url")
+    words = topic.split(".")
+    if len(topic) > 255 or not all(_BINDING_WORD_RE.match(w) for w in words):
+        raise ConfigError(f"[{s}] topic: not an AMQP binding key (dot-separated words, * or #): {topic!r}")
+    if not _AMQP_NAME_RE.match(exchange):
+        raise ConfigError(f"[{s}] exchange: not an exchange name: {exchange!r}")
+    if queue:
+        try:
+            sample = queue.format(pid=99999, host="h")
+        except (KeyError, IndexError, ValueError, AttributeError):
+            raise ConfigError(f"[{s}] queue: only {{pid}} and {{host}} are substituted: {queue!r}") from None
+        if not _AMQP_NAME_RE.match(sample) or sample.startswith("amq."):
+            raise ConfigError(f"[{s}] queue: not a queue name (letters, digits, -_.:, not amq.*): {queue!r}")
+    if tls["keyfile"] and not tls["certfile"]:
+        raise ConfigError(f"[{s}] keyfile needs certfile")
+    if url:
+        for key, path in tls.items():
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"[{s}] {key}: no such file: {path}")
+    return {
+        "notify_amqp_url": url,
+        "notify_topic": topic,
+        "notify_exchange": exchange,
+        "notify_queue": queue,
+        "notify_ca_cert": tls["ca_cert"],
+        "notify_certfile": tls["certfile"],
+        "notify_keyfile": tls["keyfile"],
+        "notify_reconnect_max_delay": _int(cp, s, "reconnect_max_delay", 30, minimum=1),
+    }
+
+
 def _check_known(cp: configparser.ConfigParser) -> None:
     """Warn about typos instead of silently ignoring them."""
     for section in cp.sections():
@@ -254,6 +349,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         dn_header=dn_header,
         trusted_proxies=_networks(_str(cp, "protected", "trusted_proxies", "")),
         allow=_allow(cp.get("protected", "allow", fallback="")),
+        **_notifications(cp),
     )
 
 

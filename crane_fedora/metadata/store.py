@@ -16,6 +16,7 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from crane_fedora.config import Config
 from crane_fedora.metadata.index import Index, build_index, log_new_duplicates
@@ -25,6 +26,14 @@ from crane_fedora.metadata.parse import SkipFile, parse_bytes
 log = logging.getLogger(__name__)
 
 Signature = tuple[int, int, int]
+
+
+class Startable(Protocol):
+    """A per-process background helper started with the poller (the message listener)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -46,9 +55,14 @@ class MetadataStore:
         self.loaded = False
         self._entries: dict[str, FileEntry] = {}
         self._lock = threading.Lock()
+        #: Serialises whole refreshes, GC handling included: the poller and the listener may both
+        #: reload, and interleaved gc.disable()/gc.enable() could leave the GC off for good.
+        self._refresh_lock = threading.Lock()
         self._poller_pid = 0
         self._stop = threading.Event()
         self._missing_logged = False
+        #: Started and stopped with the poller (see :meth:`ensure_poller`); set by create_app.
+        self.listener: Startable | None = None
 
     # -- scanning ---------------------------------------------------------------------------
     def _scan(self) -> dict[str, Signature] | None:
@@ -117,18 +131,39 @@ class MetadataStore:
         holds millions of acyclic objects, and letting every collection walk them cost more than
         the parsing itself (10,000 x 100 tags: seconds at load, hundreds of ms per reload).
         """
-        gc_enabled = gc.isenabled()
-        gc.collect(1)  # young cyclic garbage first, so that freezing below cannot pin it
-        gc.disable()
-        changed = False
+        with self._refresh_lock:
+            gc_enabled = gc.isenabled()
+            gc.collect(1)  # young cyclic garbage first, so that freezing below cannot pin it
+            gc.disable()
+            changed = False
+            try:
+                changed = self._refresh()
+                return changed
+            finally:
+                if gc_enabled:
+                    gc.enable()
+                if changed:
+                    gc.freeze()  # the index is acyclic: frozen objects are still freed by refcount
+
+    def reload(self, why: str) -> bool:
+        """:meth:`refresh` for background threads: log the outcome, never raise.
+
+        Shared by the poller and the message listener so that both reload (and log) the same way;
+        on any error the current index stays in service.
+        """
         try:
-            changed = self._refresh()
-            return changed
-        finally:
-            if gc_enabled:
-                gc.enable()
-            if changed:
-                gc.freeze()  # the index is acyclic: frozen objects are still freed by refcount
+            started = time.monotonic()
+            if self.refresh():
+                log.info(
+                    "metadata reloaded (%s) in %.1f ms: %d repositories",
+                    why,
+                    (time.monotonic() - started) * 1000,
+                    len(self.index.repos),
+                )
+                return True
+        except Exception:  # keep the thread alive whatever happens; the old index stays
+            log.exception("metadata reload (%s) failed; keeping the current data", why)
+        return False
 
     def _refresh(self) -> bool:
         with self._lock:
@@ -171,31 +206,35 @@ class MetadataStore:
 
     # -- polling ----------------------------------------------------------------------------
     def ensure_poller(self) -> None:
-        """Start this process's poll thread if it is not running (cheap; called per request)."""
-        if self._poller_pid == os.getpid() or self.config.data_dir_polling_interval <= 0:
+        """Start this process's poll thread and listener if not running (cheap; called per request).
+
+        Keyed on the pid: a forked worker inherits the parent's attributes but not its threads.
+        """
+        if self._poller_pid == os.getpid():
+            return
+        if self.config.data_dir_polling_interval <= 0 and self.listener is None:
             return
         with self._lock:
             if self._poller_pid == os.getpid():
                 return
             self._poller_pid = os.getpid()
-            self._stop.clear()
-            threading.Thread(target=self._poll, name="crane-metadata-poller", daemon=True).start()
+            if self.config.data_dir_polling_interval > 0:
+                self._stop = threading.Event()  # fresh: never one whose lock a dead thread held at fork
+                stop = self._stop
+                threading.Thread(
+                    target=self._poll, args=(stop,), name="crane-metadata-poller", daemon=True
+                ).start()
+            if self.listener is not None:
+                self.listener.start()
 
     def stop(self) -> None:
-        """Stop the poll thread (tests, clean shutdown)."""
+        """Stop the poll thread and the listener (tests, clean shutdown)."""
         self._stop.set()
+        if self.listener is not None:
+            self.listener.stop()
         self._poller_pid = 0
 
-    def _poll(self) -> None:
+    def _poll(self, stop: threading.Event) -> None:
         interval = self.config.data_dir_polling_interval
-        while not self._stop.wait(interval):
-            try:
-                started = time.monotonic()
-                if self.refresh():
-                    log.info(
-                        "metadata reloaded in %.1f ms: %d repositories",
-                        (time.monotonic() - started) * 1000,
-                        len(self.index.repos),
-                    )
-            except Exception:  # keep polling whatever happens; the old index stays
-                log.exception("metadata reload failed; keeping the current data")
+        while not stop.wait(interval):
+            self.reload("poll")

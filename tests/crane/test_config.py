@@ -83,6 +83,20 @@ def test_all_new_keys():
         ("[protected]\ndn_header = X SSL\n", "[protected] dn_header"),
         ("[serve_content]\nenable = 2\n", "[serve_content] enable"),
         ("not an ini file\n", "not a valid INI file"),
+        ("[notifications]\namqp_url = http://broker/\n", "[notifications] amqp_url"),
+        ("[notifications]\namqp_url = amqp1+amqp://broker/\n", "[notifications] amqp_url"),
+        ("[notifications]\namqp_url = amqp://:5672/\n", "[notifications] amqp_url"),
+        ("[notifications]\namqp_url = amqp://h:port/\n", "[notifications] amqp_url"),
+        ("[notifications]\namqp_url = amqp://h/\ncertfile = /c.pem\n", "[notifications] ca_cert/certfile"),
+        ("[notifications]\namqp_url = amqps://h/\nca_cert = /no/such.pem\n", "[notifications] ca_cert"),
+        ("[notifications]\nkeyfile = /k.pem\n", "[notifications] keyfile"),
+        ("[notifications]\ntopic = a..b\n", "[notifications] topic"),
+        ("[notifications]\ntopic = org.fedora*.x\n", "[notifications] topic"),
+        ("[notifications]\nexchange = my exchange\n", "[notifications] exchange"),
+        ("[notifications]\nqueue = crane-{worker}\n", "[notifications] queue"),
+        ("[notifications]\nqueue = amq.crane\n", "[notifications] queue"),
+        ("[notifications]\nqueue = a/b\n", "[notifications] queue"),
+        ("[notifications]\nreconnect_max_delay = 0\n", "[notifications] reconnect_max_delay"),
     ],
 )
 def test_bad_values_name_section_and_key(text, where):
@@ -90,6 +104,40 @@ def test_bad_values_name_section_and_key(text, where):
         parse_config(text)
     assert where in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_notifications_defaults_and_keys(tmp_path):
+    c = parse_config("")
+    assert c.notify_amqp_url == ""  # off
+    assert (c.notify_topic, c.notify_exchange, c.notify_queue) == (
+        "#.pulp.fedora_mirror.export.complete",
+        "amq.topic",
+        "",
+    )
+    assert c.notify_reconnect_max_delay == 30
+    for name in ("ca.pem", "c.pem", "k.pem"):
+        (tmp_path / name).write_text("x")
+    c = parse_config(
+        "[notifications]\namqp_url = amqps://broker.example:5671/%2Fpubsub\n"
+        "topic = org.fedoraproject.prod.pulp.fedora_mirror.*.complete\nexchange = my.topic-x\n"
+        f"queue = crane-{{host}}-{{pid}}\nca_cert = {tmp_path}/ca.pem\ncertfile = {tmp_path}/c.pem\n"
+        f"keyfile = {tmp_path}/k.pem\nreconnect_max_delay = 5\n"
+    )
+    assert c.notify_amqp_url == "amqps://broker.example:5671/%2Fpubsub"
+    assert c.notify_topic == "org.fedoraproject.prod.pulp.fedora_mirror.*.complete"
+    assert (c.notify_exchange, c.notify_queue) == ("my.topic-x", "crane-{host}-{pid}")
+    assert (c.notify_ca_cert, c.notify_certfile, c.notify_keyfile) == (
+        f"{tmp_path}/ca.pem",
+        f"{tmp_path}/c.pem",
+        f"{tmp_path}/k.pem",
+    )
+    assert c.notify_reconnect_max_delay == 5
+
+
+def test_notifications_errors_hide_the_password():
+    with pytest.raises(ConfigError) as exc:
+        parse_config("[notifications]\namqp_url = http://user:s3cret@broker/\n")
+    assert "s3cret" not in str(exc.value) and "user:***@broker" in str(exc.value)
 
 
 def test_unknown_keys_warn(caplog):
