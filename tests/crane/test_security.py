@@ -44,3 +44,43 @@ def test_grammar_regexes_reject_trailing_newline(regex):
     valid = {DIGEST_RE: f"sha256:{HEX}", ANY_DIGEST_RE: f"sha256:{HEX}", NAME_RE: "a/b", TAG_RE: "latest"}
     assert regex.match(valid[regex])
     assert not regex.match(valid[regex] + "\n")
+
+
+# -- 2. Accept: every distinct header was parsed in full and cached (512 x ~800 KB per worker) ---
+def _hostile_accept(seed: int, ranges: int = 80_000) -> str:
+    """What a client can send: gunicorn joins 100 repeated 8 KB Accept lines into one value."""
+    return ",".join(f"x{seed}/t{j}" for j in range(ranges))
+
+
+def test_accept_cache_memory_is_bounded():
+    from crane_fedora.negotiation import AcceptCache
+
+    cache = AcceptCache()
+    for seed in range(600):
+        cache(_hostile_accept(seed, 2_000))
+    kept = sum(len(key) for key in cache._parsed)
+    assert kept <= 512 * 1024, kept
+
+
+def test_accept_parse_of_a_huge_header_keeps_little():
+    import tracemalloc
+
+    from crane_fedora.negotiation import AcceptCache
+
+    header = _hostile_accept(1)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        quality = AcceptCache()(header)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert quality("x1/t0") == 1.0
+    assert kept < 200_000, kept
+
+
+def test_huge_accept_header_still_answers(client):
+    header = "application/vnd.oci.image.manifest.v1+json," + _hostile_accept(2, 20_000)
+    resp = client.get("/v2/fedora/busybox/manifests/latest", headers={"Accept": header})
+    assert resp.status_code in (200, 404)
+    assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
