@@ -103,7 +103,13 @@ class MetadataStore:
         except SkipFile as exc:
             log.info("metadata %s skipped: %s", rel, exc)
             return FileEntry(sig, None)
-        except (MetadataError, OSError) as exc:
+        except Exception as exc:
+            # Not just MetadataError/OSError: json.loads raises RecursionError on deep nesting,
+            # encoding a lone surrogate raises UnicodeEncodeError, an unhashable mediaType a
+            # TypeError. Any of them escaping here stopped create_app (no worker could boot)
+            # and aborted every later poll, so one bad file froze all reloads.
+            if not isinstance(exc, (MetadataError, OSError)):
+                exc = MetadataError(f"{type(exc).__name__}: {str(exc)[:200]}")
             if old_repo is not None:
                 log.error("metadata %s rejected, keeping its last good version: %s", rel, exc)
             else:

@@ -84,3 +84,52 @@ def test_huge_accept_header_still_answers(client):
     resp = client.get("/v2/fedora/busybox/manifests/latest", headers={"Accept": header})
     assert resp.status_code in (200, 404)
     assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+# -- 3. one malformed metadata file stopped the service from starting and froze every reload -----
+def _native_doc(name: str, manifest: dict) -> str:
+    import json
+
+    return json.dumps(
+        {
+            "type": "fedora-mirror",
+            "version": 5,
+            "repo-registry-id": name,
+            "urls": {"master": "https://dl.example.org/pub/containers/"},
+            "manifests": {f"sha256:{HEX}": manifest},
+            "blobs": {},
+            "tags": {},
+        }
+    )
+
+
+BAD_FILES = {
+    "deep": "[" * 100_000,  # RecursionError from json.loads, not ValueError
+    "surrogate": _native_doc(  # UnicodeEncodeError when the body is encoded
+        "bad/surrogate",
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "body": "\ud800", "size": 1},
+    ),
+    "unhashable": _native_doc(  # TypeError: list in a frozenset
+        "bad/unhashable", {"mediaType": [], "body": "x", "size": 1}
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_bad_metadata_file_is_rejected_not_fatal(make_app, repo, data_dir, kind):
+    from .conftest import refresh
+
+    (data_dir / f"{kind}.json").write_text(BAD_FILES[kind])
+    app = make_app()  # raised before the fix: no worker could boot
+    client = app.test_client()
+    assert client.get("/v2/fedora/busybox/manifests/latest").status_code == 200
+    assert client.get("/healthz").json["errors"] == 1
+
+    # and it does not block later reloads of other files
+    from .builder import Native
+
+    extra = Native("fresh/repo")
+    extra.tag("latest", extra.image("1"))
+    extra.write(data_dir)
+    refresh(app)
+    assert client.get("/v2/fresh/repo/manifests/latest").status_code == 200
