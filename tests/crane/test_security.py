@@ -133,3 +133,78 @@ def test_bad_metadata_file_is_rejected_not_fatal(make_app, repo, data_dir, kind)
     extra.write(data_dir)
     refresh(app)
     assert client.get("/v2/fresh/repo/manifests/latest").status_code == 200
+
+
+# -- 4. redirect bases from metadata: prefix check and characters -------------------------------
+def _write_native(data_dir, name: str, master: str, mirror: str | None = None) -> None:
+    from .builder import Native
+
+    native = Native(name, master=master, mirror=mirror)
+    native.tag("latest", native.image("1"))
+    native.write(data_dir)
+
+
+@pytest.mark.parametrize(
+    "master",
+    [
+        "https://dl.example.org.evil.com/",  # a host-only prefix matched a longer host name
+        "https://dl.example.org@evil.com/",  # ... or user info in front of another host
+        "https://dl.example.org:443@evil.com/",
+    ],
+)
+def test_host_only_allowed_prefix_does_not_admit_other_hosts(make_app, data_dir, master):
+    _write_native(data_dir, "ok/repo", "https://dl.example.org/pub/")
+    _write_native(data_dir, "evil/repo", master)
+    client = make_app("[mirrors]\nallowed_url_prefixes = https://dl.example.org\n").test_client()
+    assert client.get("/v2/ok/repo/blobs/" + _first_blob(client, "ok/repo")).status_code == 302
+    resp = client.get("/v2/evil/repo/manifests/latest")
+    assert resp.status_code == 404, resp.headers
+    assert client.get("/healthz").json["errors"] == 1
+
+
+def _first_blob(client, name: str) -> str:
+    import json
+
+    manifest = json.loads(client.get(f"/v2/{name}/manifests/latest").data)
+    return manifest["config"]["digest"]
+
+
+@pytest.mark.parametrize(
+    "master",
+    [
+        "https://dl.example.org/\x00/",
+        "https://dl.example.org/\t/",
+        "https://dl.example.org/\x7f/",
+        "https://dl.ex\u00e4mple.org/",  # not ASCII: a WSGI server cannot send it in Location
+        "https://user:pw@dl.example.org/",
+        "https:///nohost/",
+    ],
+)
+def test_metadata_url_with_unsafe_characters_is_rejected(make_app, data_dir, master):
+    _write_native(data_dir, "evil/repo", master)
+    client = make_app().test_client()
+    assert client.get("/v2/evil/repo/manifests/latest").status_code == 404
+    assert client.get("/healthz").json["errors"] == 1
+
+
+def test_pulp2_url_with_unsafe_characters_is_rejected(make_app, data_dir):
+    import json
+
+    doc = {
+        "version": 2,
+        "repo-registry-id": "evil/pulp2",
+        "repository": "evil-pulp2",
+        "url": "https://cdn.example.com/\x01x",
+        "protected": False,
+    }
+    (data_dir / "evil.json").write_text(json.dumps(doc))
+    client = make_app().test_client()
+    assert client.get("/v2/evil/pulp2/manifests/latest").status_code == 404
+    assert client.get("/healthz").json["errors"] == 1
+
+
+def test_metadata_url_that_urlsplit_refuses_is_rejected(make_app, data_dir):
+    _write_native(data_dir, "evil/repo", "https://[dl.example.org/")
+    client = make_app().test_client()
+    assert client.get("/v2/evil/repo/manifests/latest").status_code == 404
+    assert client.get("/healthz").json["errors"] == 1
