@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from crane_fedora.config import Config
+from crane_fedora.config import AllowRule, Config
 
 
 def client_dn(environ: dict, config: Config) -> str | None:
@@ -39,3 +39,15 @@ def may_read(name: str, environ: dict, config: Config) -> bool:
     if dn is None:
         return False
     return any(rule.permits(name, dn) for rule in config.allow)
+
+
+def rules_for(environ: dict, config: Config) -> tuple[AllowRule, ...]:
+    """The allow rules that can admit this request's client; empty for an anonymous client.
+
+    Why: the catalog filters every protected name; deriving the DN once per request (not once per
+    name) keeps an anonymous catalog page as cheap as with no protected repositories at all.
+    """
+    dn = client_dn(environ, config)
+    if dn is None:
+        return ()
+    return tuple(rule for rule in config.allow if rule.dn == "*" or rule.dn == dn)

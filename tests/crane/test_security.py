@@ -208,3 +208,45 @@ def test_metadata_url_that_urlsplit_refuses_is_rejected(make_app, data_dir):
     client = make_app().test_client()
     assert client.get("/v2/evil/repo/manifests/latest").status_code == 404
     assert client.get("/healthz").json["errors"] == 1
+
+
+# -- 5. _catalog did per-repository work for every anonymous request once repos were protected ---
+def test_anonymous_catalog_work_does_not_grow_with_protected_repos(make_app, data_dir):
+    """10,000 protected repositories: an anonymous catalog page must stay a slice of a tuple.
+
+    Before, every protected name re-derived the client's DN (an IP parse when a DN header came
+    from an untrusted peer): ~13 ms per request for anyone, a 1000x amplification.
+    """
+    import json
+    import time
+
+    for i in range(10_000):
+        doc = {"version": 2, "repo-registry-id": f"ns{i % 100}/repo{i}", "repository": f"r{i}"}
+        doc.update(url="https://cdn.example.com/x/", protected=i % 2 == 1)  # odd namespaces
+        (data_dir / f"r{i}.json").write_text(json.dumps(doc))
+    cfg = "[registry]\npage_size_max = 20000\n"
+    cfg += "[protected]\ntrusted_proxies = 127.0.0.1\nallow =\n  ns1/* CN=a\n  ns3/* *\n"
+    registry = make_app(cfg).extensions["crane_fedora"].registry
+    environ = {
+        "PATH_INFO": "/v2/_catalog",
+        "REQUEST_METHOD": "GET",
+        "QUERY_STRING": "n=2",
+        "HTTP_X_SSL_CLIENT_DN": "CN=a",
+        "REMOTE_ADDR": "192.0.2.1",  # not a trusted proxy: anonymous
+    }
+    started = time.perf_counter()
+    for _ in range(100):
+        status, _headers, body = registry.handle(environ)
+    elapsed = time.perf_counter() - started
+    assert status.startswith("200") and json.loads(body)["repositories"] == ["ns0/repo0", "ns0/repo100"]
+    assert elapsed < 0.4, f"{elapsed * 10:.1f} ms per anonymous catalog request"
+
+    # an allowed client still sees its protected repositories
+    trusted = {**environ, "REMOTE_ADDR": "127.0.0.1"}
+    query = {**trusted, "QUERY_STRING": "n=20000"}
+    names = json.loads(registry.handle(query)[2])["repositories"]
+    assert "ns1/repo1" in names and "ns2/repo2" in names and "ns3/repo3" in names
+    assert "ns5/repo5" not in names  # protected, no rule for this DN
+    other = {**query, "HTTP_X_SSL_CLIENT_DN": "CN=b"}
+    names = json.loads(registry.handle(other)[2])["repositories"]
+    assert "ns1/repo1" not in names and "ns3/repo3" in names
