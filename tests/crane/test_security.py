@@ -250,3 +250,153 @@ def test_anonymous_catalog_work_does_not_grow_with_protected_repos(make_app, dat
     other = {**query, "HTTP_X_SSL_CLIENT_DN": "CN=b"}
     names = json.loads(registry.handle(other)[2])["repositories"]
     assert "ns1/repo1" not in names and "ns3/repo3" in names
+
+
+# -- 6. raw TCP against a real gunicorn: nothing a client sends takes the worker down ------------
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+DN = "CN=builder.example.org,O=Fedora Project"
+HOSTILE = [
+    b"GARBAGE\r\n\r\n",
+    b"GET\r\n\r\n",
+    b"GET /v2/\r\n\r\n",  # HTTP/0.9
+    b"GET /v2/ HTTP/9.9\r\n\r\n",
+    b"GET /v2/%ZZ HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v2/\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v2/\xff\xfe/manifests/latest HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v2/fedora/busybox/manifests/latest%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v2/legacy/hello/blobs/sha256:abc%0d%0aX-Evil:%201 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v2/legacy/hello/manifests/latest%0a HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET http://evil.example/v2/legacy/hello/blobs/sha256:" + HEX.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET //evil.example/v2/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /v2/" + b"a/" * 30_000 + b"tags/list HTTP/1.1\r\nHost: x\r\n\r\n",  # 60 KB request line
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 100_000 + b"\r\n\r\n",  # 100 KB header
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 1000 + b"\r\n",  # 1000 headers
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"PUT /v2/fedora/busybox/manifests/latest HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\nabc",
+    b"TRACE /v2/ HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n",
+    b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/_catalog HTTP/1.1\r\nHost: x\r\n\r\n" * 50,  # pipelined
+    b"GET /v2/fedora/busybox/manifests/latest HTTP/1.1\r\nHost: x\r\n"
+    + b"".join(b"Accept: " + b"x%d/y," % i * 700 + b"\r\n" for i in range(99))
+    + b"\r\n",  # ~600 KB of Accept in one request
+    b"GET /v2/ HTTP/1.1\r\nHost: x",  # never finished
+    b"",  # connect and close
+]
+
+
+def _exchange(port: int, data: bytes, timeout: float = 5.0) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server may close early on an absurd request: fine
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except OSError:
+            pass
+        return b"".join(chunks)
+
+
+def _status_and_headers(raw: bytes) -> list[tuple[int, dict]]:
+    """Every response in ``raw`` (pipelining), as (status, lower-cased headers)."""
+    answers = []
+    for block in raw.split(b"HTTP/1.1 ")[1:]:
+        head = block.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        lines = head.split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        answers.append((int(lines[0][:3]), headers))
+    return answers
+
+
+@pytest.fixture(scope="module")
+def gunicorn_crane(tmp_path_factory):
+    from tests.harness.gunicorn import Gunicorn
+
+    from .builder import Native
+
+    state = tmp_path_factory.mktemp("gunicorn-security")
+    data = state / "metadata"
+    data.mkdir()
+    native, _ = __import__("tests.crane.builder", fromlist=["busybox"]).busybox()
+    native.write(data)
+    secret = Native("secret/native", protected=True)
+    secret.tag("latest", secret.image("1"))
+    secret.write(data)
+    for f in (ROOT / "fixtures" / "pulp2").glob("*/*.json"):
+        if f.name != "dup-native.json":
+            (data / f.name).write_bytes(f.read_bytes())
+    conf = state / "crane.conf"
+    conf.write_text(
+        f"[general]\ndata_dir = {data}\ndata_dir_polling_interval = 0\n"
+        f"[protected]\ntrusted_proxies = 127.0.0.1\nallow =\n    secret/* {DN}\n"
+    )
+    with Gunicorn(
+        state,
+        "crane_fedora.wsgi:application",
+        env={"CRANE_CONFIG_PATH": str(conf)},
+        workers=1,
+        worker_class="gthread",
+        threads=4,
+        pythonpath=str(ROOT),
+        timeout=10,
+    ) as server:
+        yield server
+
+
+def _healthy(port: int) -> None:
+    raw = _exchange(
+        port, b"GET /v2/fedora/busybox/manifests/latest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert raw.startswith(b"HTTP/1.1 200 "), raw[:200]
+
+
+@pytest.mark.services
+@pytest.mark.parametrize("data", HOSTILE, ids=range(len(HOSTILE)))
+def test_raw_socket_hostile_requests(gunicorn_crane, data):
+    port = gunicorn_crane.port
+    raw = _exchange(port, data)
+    for status, headers in _status_and_headers(raw):
+        assert status < 500 or status == 505, raw[:300]  # 505: gunicorn on HTTP/9.9
+        assert "x-evil" not in headers, raw[:300]
+        location = headers.get("location")
+        if location:
+            assert location.startswith(("https://cdn.example.com/pulp/docker/v2/", "/v2/")), location
+    _healthy(port)
+
+
+@pytest.mark.services
+def test_raw_socket_underscore_dn_header_is_not_believed(gunicorn_crane):
+    """``X_SSL_Client_DN`` maps to the same environ key as ``X-SSL-Client-DN``; gunicorn drops it.
+
+    Why it matters: a proxy that overwrites ``X-SSL-Client-DN`` but passes the underscore
+    spelling through would otherwise let a client choose its DN. (nginx drops such headers by
+    default, ``underscores_in_headers off``.)
+    """
+    port = gunicorn_crane.port
+    path = b"/v2/secret/native/manifests/latest"
+    ok = _exchange(
+        port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-SSL-Client-DN: " + DN.encode() + b"\r\n\r\n"
+    )
+    assert ok.startswith(b"HTTP/1.1 200 "), ok[:200]  # the real header from a trusted proxy works
+    spoof = _exchange(
+        port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX_SSL_Client_DN: " + DN.encode() + b"\r\n\r\n"
+    )
+    assert spoof.startswith(b"HTTP/1.1 404 "), spoof[:200]
+
+
+@pytest.mark.services
+def test_raw_socket_worker_log_has_no_traceback(gunicorn_crane):
+    for data in HOSTILE:
+        _exchange(gunicorn_crane.port, data)
+    _healthy(gunicorn_crane.port)
+    log = gunicorn_crane.log_path.read_text(errors="replace")
+    assert "Traceback" not in log and "error answering" not in log, log[-3000:]
+    assert "Booting worker" in log and log.count("Booting worker") == 1, "a worker died and was replaced"
