@@ -400,3 +400,24 @@ def test_raw_socket_worker_log_has_no_traceback(gunicorn_crane):
     log = gunicorn_crane.log_path.read_text(errors="replace")
     assert "Traceback" not in log and "error answering" not in log, log[-3000:]
     assert "Booting worker" in log and log.count("Booting worker") == 1, "a worker died and was replaced"
+
+
+# -- 7. a front end's placeholder for "no certificate" counted as a verified DN ------------------
+@pytest.mark.parametrize("placeholder", ["(null)", "-", "none", "   "])
+def test_no_certificate_placeholder_is_not_a_verified_client(make_app, data_dir, placeholder):
+    """Apache ``RequestHeader set X-SSL-Client-DN "%{SSL_CLIENT_S_DN}s"`` sends ``(null)`` when
+    the client has no certificate; with an ``allow`` rule of ``*`` (any verified client) that
+    anonymous client was admitted. A subject DN always has an ``attribute=value``."""
+    from .builder import Native
+
+    native = Native("partner/shared", protected=True)
+    native.tag("latest", native.image("1"))
+    native.write(data_dir)
+    client = make_app("[protected]\ntrusted_proxies = 127.0.0.1\nallow = partner/* *\n").test_client()
+    path = "/v2/partner/shared/manifests/latest"
+    via_proxy = {"headers": {"X-SSL-Client-DN": placeholder}, "environ_base": {"REMOTE_ADDR": "127.0.0.1"}}
+    assert client.get(path, **via_proxy).status_code == 404
+    assert client.get(path, environ_base={"SSL_CLIENT_S_DN": placeholder}).status_code == 404
+    assert "partner/shared" not in client.get("/v2/_catalog", **via_proxy).json["repositories"]
+    real = {"headers": {"X-SSL-Client-DN": DN}, "environ_base": {"REMOTE_ADDR": "127.0.0.1"}}
+    assert client.get(path, **real).status_code == 200
