@@ -16,6 +16,8 @@ MAX_RANGES = 64
 #: Longer headers are parsed every time instead of cached, so the cache holds at most
 #: ``limit`` x this many characters (before: 512 x whatever the client sent).
 MAX_CACHED_LEN = 2048
+#: Parameters read per media range (only ``q`` matters; ``a/b;q=1;q=1;...`` cost ~30 ms).
+MAX_PARAMS = 8
 
 
 def _anything(media_type: str) -> float:
@@ -26,7 +28,7 @@ def _parse(header: str) -> Acceptor:
     exact: dict[str, float] = {}
     wildcard: dict[str, float] = {}  # "*/*" or "application/*"
     for item in header.split(",", MAX_RANGES)[:MAX_RANGES]:
-        parts = item.split(";")
+        parts = item.split(";", MAX_PARAMS + 1)[: MAX_PARAMS + 1]
         media_type = parts[0].strip().lower()
         if not media_type:
             continue

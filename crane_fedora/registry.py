@@ -86,8 +86,13 @@ def _json_reply(doc: object, head: bool, extra: list[tuple[str, str]] | None = N
     return STATUS[200], headers, b"" if head else body
 
 
+#: ETags looked at in If-None-Match. A client revalidating a manifest sends one; scanning 100,000
+#: cost ~13 ms per request. Missing a match further on only means a 200 instead of a 304.
+MAX_ETAGS = 16
+
+
 def _etag_matches(header: str, etag: str) -> bool:
-    for token in header.split(","):
+    for token in header.split(",", MAX_ETAGS)[:MAX_ETAGS]:
         token = token.strip()
         if token.startswith("W/"):
             token = token[2:]

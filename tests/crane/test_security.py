@@ -486,3 +486,23 @@ def test_no_certificate_placeholder_is_not_a_verified_client(make_app, data_dir,
     assert "partner/shared" not in client.get("/v2/_catalog", **via_proxy).json["repositories"]
     real = {"headers": {"X-SSL-Client-DN": DN}, "environ_base": {"REMOTE_ADDR": "127.0.0.1"}}
     assert client.get(path, **real).status_code == 200
+
+
+# -- 8. CPU per request: one media range with 100,000 parameters, or 100,000 ETags ---------------
+def test_header_bombs_cost_little(client):
+    """granian accepts ~400 KB of headers, gunicorn joins 100 repeated lines: both reach the app.
+
+    Before: ~30 ms to parse ``a/b;q=1;q=1;...`` and ~13 ms to scan 100,000 ETags, per request
+    (a normal request costs microseconds).
+    """
+    import time
+
+    params = "application/vnd.oci.image.index.v1+json" + ";q=1" * 100_000
+    etags = ",".join(['"x"'] * 100_000)
+    path = "/v2/fedora/busybox/manifests/latest"
+    started = time.perf_counter()
+    for i in range(20):
+        resp = client.get(path, headers={"Accept": params + str(i), "If-None-Match": etags})
+        assert resp.status_code == 200 and resp.headers["Docker-Distribution-API-Version"]
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.25, f"{elapsed * 50:.1f} ms per request"
