@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ STATUS = {
     503: "503 Service Unavailable",
 }
 _tag_match = _TAG_RE.match
+#: Pulp 2 repository ids: letters, digits, "-", "_", "." (serve mode uses one as a directory name).
+_REPO_ID_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*\Z")
 _digest_match = DIGEST_RE.match
 
 
@@ -372,7 +375,9 @@ class Registry:
     def _send_file(self, repo: Pulp2Repo, rel: str, media_type: str, keyword: str, head: bool) -> Reply:
         """Crane's serve-content mode: ``<content_dir_v2>/<repository>/<rel>``."""
         unknown = {"manifests": "MANIFEST_UNKNOWN", "blobs": "BLOB_UNKNOWN"}.get(keyword, "NAME_UNKNOWN")
-        if "/" in repo.repository or repo.repository.startswith("."):
+        # One path component of Pulp 2's repository-id alphabet: no "/", no leading ".", no NUL
+        # (os.stat raised ValueError, a 500) and nothing a header could not carry (X-Sendfile).
+        if _REPO_ID_RE.match(repo.repository) is None:
             return error(404, unknown, "not found")
         path = os.path.join(self.config.content_dir_v2, repo.repository, rel)
         try:

@@ -506,3 +506,24 @@ def test_header_bombs_cost_little(client):
         assert resp.status_code == 200 and resp.headers["Docker-Distribution-API-Version"]
     elapsed = time.perf_counter() - started
     assert elapsed < 0.25, f"{elapsed * 50:.1f} ms per request"
+
+
+# -- 9. serve mode: a Pulp 2 "repository" with a NUL made os.stat raise ValueError (a 500) -------
+@pytest.mark.parametrize("repository", ["bad\x00name", "bad\nname", "..", "a/../../etc"])
+def test_serve_content_odd_repository_id_is_404(make_app, data_dir, tmp_path, repository):
+    import json
+
+    root = tmp_path / "content"
+    (root / "ok").mkdir(parents=True)
+    doc = {"version": 2, "repo-registry-id": "odd/pulp2", "repository": repository}
+    doc.update(url="https://cdn.example.com/pulp/docker/v2/x/", protected=False)
+    (data_dir / "odd.json").write_text(json.dumps(doc))
+    client = make_app(f"[serve_content]\nenable = true\ncontent_dir_v2 = {root}\n").test_client()
+    for path in (
+        f"/v2/odd/pulp2/blobs/sha256:{HEX}",
+        "/v2/odd/pulp2/manifests/latest",
+        "/v2/odd/pulp2/tags/list",
+    ):
+        resp = client.get(path)
+        assert resp.status_code == 404, (path, resp.status_code, resp.data)
+        assert "X-Sendfile" not in resp.headers
