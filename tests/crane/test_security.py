@@ -489,21 +489,25 @@ def test_no_certificate_placeholder_is_not_a_verified_client(make_app, data_dir,
 
 
 # -- 8. CPU per request: one media range with 100,000 parameters, or 100,000 ETags ---------------
-def test_header_bombs_cost_little(client):
+def test_header_bombs_cost_little(app):
     """granian accepts ~400 KB of headers, gunicorn joins 100 repeated lines: both reach the app.
 
     Before: ~30 ms to parse ``a/b;q=1;q=1;...`` and ~13 ms to scan 100,000 ETags, per request
-    (a normal request costs microseconds).
+    (a normal request costs microseconds). Timed at the registry, without the test client's own
+    cost of copying 800 KB of headers.
     """
     import time
 
+    registry = app.extensions["crane_fedora"].registry
     params = "application/vnd.oci.image.index.v1+json" + ";q=1" * 100_000
     etags = ",".join(['"x"'] * 100_000)
-    path = "/v2/fedora/busybox/manifests/latest"
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v2/fedora/busybox/manifests/latest"}
     started = time.perf_counter()
     for i in range(20):
-        resp = client.get(path, headers={"Accept": params + str(i), "If-None-Match": etags})
-        assert resp.status_code == 200 and resp.headers["Docker-Distribution-API-Version"]
+        status, _headers, _body = registry.handle(
+            {**environ, "HTTP_ACCEPT": params + str(i), "HTTP_IF_NONE_MATCH": etags}
+        )
+        assert status.startswith("200")
     elapsed = time.perf_counter() - started
     assert elapsed < 0.25, f"{elapsed * 50:.1f} ms per request"
 
