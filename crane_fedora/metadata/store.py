@@ -25,6 +25,10 @@ from crane_fedora.metadata.parse import SkipFile, parse_bytes
 log = logging.getLogger(__name__)
 
 Signature = tuple[int, int, int]
+#: Directory levels scanned below data_dir: enough for the deepest repository name (255
+#: characters, at most 128 components, one directory each), far from Python's recursion limit
+#: (a 1,100-level tree raised RecursionError out of create_app, so no worker could boot).
+MAX_DEPTH = 130
 
 
 @dataclass(slots=True)
@@ -63,7 +67,12 @@ class MetadataStore:
         self._scan_dir(self.data_dir, found, set())
         return found
 
-    def _scan_dir(self, path: str, found: dict[str, Signature], seen: set[tuple[int, int]]) -> None:
+    def _scan_dir(
+        self, path: str, found: dict[str, Signature], seen: set[tuple[int, int]], depth: int = 0
+    ) -> None:
+        if depth > MAX_DEPTH:
+            log.warning("metadata directory %s is nested too deeply; not scanned", path[:300])
+            return
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
@@ -91,7 +100,7 @@ class MetadataStore:
         finally:
             os.close(fd)
         for name in sorted(subdirs):
-            self._scan_dir(f"{path}/{name}", found, seen)
+            self._scan_dir(f"{path}/{name}", found, seen, depth + 1)
 
     def _parse(self, full: str, rel: str, previous: FileEntry | None, sig: Signature) -> FileEntry:
         """Parse one changed file; on failure keep the previous good repository and log once."""
