@@ -1,4 +1,5 @@
-"""Adversarial review findings: each test failed before its fix (see the git log for the commit).
+"""Adversarial review findings: each numbered section's tests failed before its fix (the commit
+that touches the section names it), except section 6, a raw-socket smoke test that passed.
 
 Why a separate file: these pin down attacks (header injection, memory exhaustion, one bad file
 taking the service down, redirects leaving the configured URLs), not ordinary behaviour, so a
