@@ -536,10 +536,15 @@ def test_serve_content_odd_repository_id_is_404(make_app, data_dir, tmp_path, re
 
 # -- 10. a very deep directory tree under data_dir: RecursionError in the scan, no worker boots --
 def test_very_deep_data_dir_does_not_stop_the_service(make_app, repo, data_dir):
-    deep = data_dir
+    levels = [data_dir]
     for _ in range(1100):  # 2,200 characters of path: fine for the kernel, not for recursion
-        deep = deep / "d"
-        deep.mkdir()  # one level at a time: mkdir(parents=True) recurses too
-    (deep / "lost.json").write_text("{}")
-    client = make_app().test_client()  # raised RecursionError before
-    assert client.get("/v2/fedora/busybox/manifests/latest").status_code == 200
+        levels.append(levels[-1] / "d")
+        levels[-1].mkdir()  # one level at a time: mkdir(parents=True) recurses too
+    (levels[-1] / "lost.json").write_text("{}")
+    try:
+        client = make_app().test_client()  # raised RecursionError before
+        assert client.get("/v2/fedora/busybox/manifests/latest").status_code == 200
+    finally:  # bottom-up: shutil.rmtree (pytest's tmp cleanup) would hit the recursion limit too
+        (levels[-1] / "lost.json").unlink()
+        for level in reversed(levels[1:]):
+            level.rmdir()
