@@ -395,10 +395,12 @@ def crane_server(request, tmp_path_factory):
     env = {"CRANE_CONFIG_PATH": str(conf)}
     if request.param == "granian":
         server = _Granian(state, env)
-        server.start()
-        server.kind = "granian"
-        yield server
-        server.stop()
+        try:  # also when start() fails: the process must not outlive the test
+            server.start()
+            server.kind = "granian"
+            yield server
+        finally:
+            server.stop()
         return
     with Gunicorn(
         state,
