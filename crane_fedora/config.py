@@ -177,11 +177,19 @@ def _platform(raw: str) -> Platform:
 
 
 def _url_prefixes(raw: str) -> tuple[str, ...]:
-    prefixes = tuple(p for p in raw.replace(",", " ").split() if p)
-    for p in prefixes:
+    """Parse the prefixes; a bare ``scheme://host[:port]`` gets its ``/``.
+
+    Why: the check is ``url.startswith(prefix)``, so a host-only prefix
+    ``https://dl.example.org`` also admitted ``https://dl.example.org.evil.com/``.
+    """
+    prefixes = []
+    for p in raw.replace(",", " ").split():
         if not (p.startswith("https://") or p.startswith("http://")):
             raise ConfigError(f"[mirrors] allowed_url_prefixes: not an http(s) URL: {p!r}")
-    return prefixes
+        if "/" not in p.split("://", 1)[1]:
+            p += "/"
+        prefixes.append(p)
+    return tuple(prefixes)
 
 
 def _networks(raw: str) -> tuple:

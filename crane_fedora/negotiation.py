@@ -10,6 +10,15 @@ from collections.abc import Callable
 
 Acceptor = Callable[[str], float]
 
+#: Media ranges read per Accept header. Real clients send fewer than ten; a hostile client can send
+#: hundreds of KB (WSGI servers join repeated headers), and parsing all of it cost ~0.3 s and MBs.
+MAX_RANGES = 64
+#: Longer headers are parsed every time instead of cached, so the cache holds at most
+#: ``limit`` x this many characters (before: 512 x whatever the client sent).
+MAX_CACHED_LEN = 2048
+#: Parameters read per media range (only ``q`` matters; ``a/b;q=1;q=1;...`` cost ~30 ms).
+MAX_PARAMS = 8
+
 
 def _anything(media_type: str) -> float:
     return 1.0
@@ -18,8 +27,8 @@ def _anything(media_type: str) -> float:
 def _parse(header: str) -> Acceptor:
     exact: dict[str, float] = {}
     wildcard: dict[str, float] = {}  # "*/*" or "application/*"
-    for item in header.split(","):
-        parts = item.split(";")
+    for item in header.split(",", MAX_RANGES)[:MAX_RANGES]:
+        parts = item.split(";", MAX_PARAMS + 1)[: MAX_PARAMS + 1]
         media_type = parts[0].strip().lower()
         if not media_type:
             continue
@@ -48,7 +57,7 @@ def _parse(header: str) -> Acceptor:
 
 
 class AcceptCache:
-    """Parsed Accept headers by raw value; bounded (cleared when full), owned by one application."""
+    """Parsed Accept headers by raw value; bounded in entries and size, owned by one application."""
 
     def __init__(self, limit: int = 512) -> None:
         self._parsed: dict[str, Acceptor] = {}
@@ -58,6 +67,8 @@ class AcceptCache:
         """Return ``quality(media_type)`` for an Accept header; missing or empty = accept anything."""
         if not header:
             return _anything
+        if len(header) > MAX_CACHED_LEN:
+            return _parse(header)
         fn = self._parsed.get(header)
         if fn is None:
             if len(self._parsed) >= self._limit:

@@ -11,14 +11,26 @@ from __future__ import annotations
 
 import ipaddress
 
-from crane_fedora.config import Config
+from crane_fedora.config import AllowRule, Config
+
+
+def _as_dn(value: object) -> str | None:
+    """``value`` if it can be a subject DN, else None.
+
+    Why: front ends hand over placeholders when there is no certificate (Apache's
+    ``%{SSL_CLIENT_S_DN}s`` is ``(null)``, other setups send ``-`` or blanks), and with an
+    ``allow`` rule of ``*`` any non-empty string used to count as a verified client. A DN always
+    has at least one ``attribute=value``.
+    """
+    dn = str(value).strip() if value else ""
+    return dn if "=" in dn else None
 
 
 def client_dn(environ: dict, config: Config) -> str | None:
     """The verified client DN for this request, or None for an anonymous client."""
-    dn = environ.get("SSL_CLIENT_S_DN")
-    if dn:
-        return str(dn).strip()
+    dn = _as_dn(environ.get("SSL_CLIENT_S_DN"))
+    if dn is not None:
+        return dn
     if not config.trusted_proxies:
         return None
     header = environ.get(config.dn_environ_key)
@@ -29,7 +41,7 @@ def client_dn(environ: dict, config: Config) -> str | None:
     except ValueError:
         return None
     if any(peer in net for net in config.trusted_proxies):
-        return header.strip() or None
+        return _as_dn(header)
     return None
 
 
@@ -39,3 +51,15 @@ def may_read(name: str, environ: dict, config: Config) -> bool:
     if dn is None:
         return False
     return any(rule.permits(name, dn) for rule in config.allow)
+
+
+def rules_for(environ: dict, config: Config) -> tuple[AllowRule, ...]:
+    """The allow rules that can admit this request's client; empty for an anonymous client.
+
+    Why: the catalog filters every protected name; deriving the DN once per request (not once per
+    name) keeps an anonymous catalog page as cheap as with no protected repositories at all.
+    """
+    dn = client_dn(environ, config)
+    if dn is None:
+        return ()
+    return tuple(rule for rule in config.allow if rule.dn == "*" or rule.dn == dn)

@@ -13,15 +13,17 @@ from pathlib import PurePosixPath
 METADATA_TYPE = "fedora-mirror"
 METADATA_VERSION = 5
 
+#: Every pattern ends in ``\Z``, not ``$``: ``$`` also matches before a trailing newline, which let
+#: ``latest%0a`` through as a tag and into a redirect's ``Location`` header.
 #: Only sha256 content is exported; the registry spec allows others, the tree does not.
-DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})$")
+DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})\Z")
 #: Any digest of the OCI grammar (used to tell "invalid" from "unsupported" in errors).
-ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
 #: Repository name grammar of the OCI distribution spec.
-NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
+NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*\Z")
 NAME_MAX = 255
 #: Tag grammar of the OCI distribution spec.
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 
 BLOBS_DIR = "blobs"
 MANIFESTS_DIR = "manifests"

@@ -9,7 +9,7 @@ import sys
 from types import MappingProxyType
 
 from crane_fedora.config import Config
-from crane_fedora.metadata.model import Manifest, MetadataError, NativeRepo, require
+from crane_fedora.metadata.model import Manifest, MetadataError, NativeRepo, require, url_problem
 from pulp_fedora_mirror.layout import DIGEST_RE, is_valid_name, is_valid_tag
 from pulp_fedora_mirror.mediatypes import LIST_TYPES, SUPPORTED_TYPES
 
@@ -29,7 +29,8 @@ def _check_url(value: object, key: str, config: Config) -> str:
         value.startswith(("https://", "http://")) and value.endswith("/"),
         f"{key} must be an absolute http(s) URL ending in '/': {value!r}",
     )
-    require(not any(c in value for c in "?#\\ \r\n"), f"{key} must not contain a query, fragment or spaces")
+    problem = url_problem(value)
+    require(problem is None, f"{key} {problem}: {value!r}")
     if config.allowed_url_prefixes:
         require(
             value.startswith(config.allowed_url_prefixes),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from crane_fedora.config import Config
-from crane_fedora.metadata.model import Pulp2Repo, require
+from crane_fedora.metadata.model import Pulp2Repo, require, url_problem
 from pulp_fedora_mirror.layout import ANY_DIGEST_RE, is_valid_name
 
 
@@ -31,7 +31,8 @@ def parse_pulp2(doc: dict, path: str, config: Config) -> Pulp2Repo:
         f"url must be an http(s) URL: {url!r}",
     )
     assert isinstance(url, str)
-    require(not any(c in url for c in "?#\\ \r\n"), "url must not contain a query, fragment or spaces")
+    problem = url_problem(url)
+    require(problem is None, f"url {problem}: {url!r}")
     if not url.endswith("/"):
         url += "/"
     if config.allowed_url_prefixes:

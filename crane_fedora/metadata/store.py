@@ -26,6 +26,10 @@ from crane_fedora.metadata.parse import SkipFile, parse_bytes
 log = logging.getLogger(__name__)
 
 Signature = tuple[int, int, int]
+#: Directory levels scanned below data_dir: enough for the deepest repository name (255
+#: characters, at most 128 components, one directory each), far from Python's recursion limit
+#: (a 1,100-level tree raised RecursionError out of create_app, so no worker could boot).
+MAX_DEPTH = 130
 
 
 class Startable(Protocol):
@@ -77,7 +81,12 @@ class MetadataStore:
         self._scan_dir(self.data_dir, found, set())
         return found
 
-    def _scan_dir(self, path: str, found: dict[str, Signature], seen: set[tuple[int, int]]) -> None:
+    def _scan_dir(
+        self, path: str, found: dict[str, Signature], seen: set[tuple[int, int]], depth: int = 0
+    ) -> None:
+        if depth > MAX_DEPTH:
+            log.warning("metadata directory %s is nested too deeply; not scanned", path[:300])
+            return
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
@@ -105,7 +114,7 @@ class MetadataStore:
         finally:
             os.close(fd)
         for name in sorted(subdirs):
-            self._scan_dir(f"{path}/{name}", found, seen)
+            self._scan_dir(f"{path}/{name}", found, seen, depth + 1)
 
     def _parse(self, full: str, rel: str, previous: FileEntry | None, sig: Signature) -> FileEntry:
         """Parse one changed file; on failure keep the previous good repository and log once."""
@@ -117,7 +126,13 @@ class MetadataStore:
         except SkipFile as exc:
             log.info("metadata %s skipped: %s", rel, exc)
             return FileEntry(sig, None)
-        except (MetadataError, OSError) as exc:
+        except Exception as exc:
+            # Not just MetadataError/OSError: json.loads raises RecursionError on deep nesting,
+            # encoding a lone surrogate raises UnicodeEncodeError, an unhashable mediaType a
+            # TypeError. Any of them escaping here stopped create_app (no worker could boot)
+            # and aborted every later poll, so one bad file froze all reloads.
+            if not isinstance(exc, (MetadataError, OSError)):
+                exc = MetadataError(f"{type(exc).__name__}: {str(exc)[:200]}")
             if old_repo is not None:
                 log.error("metadata %s rejected, keeping its last good version: %s", rel, exc)
             else:
