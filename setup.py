@@ -43,6 +43,7 @@ setup(
             "ruff",
             "gunicorn>=21",
             "granian>=1.6",
+            "hypothesis>=6",
         ],
     },
     entry_points={
