@@ -28,8 +28,8 @@ DEFAULT_CONTENT_DIR_V2 = "/var/www/pub/docker/v2/web/"
 DEFAULT_NOTIFY_TOPIC = "#.pulp.fedora_mirror.export.complete"
 DEFAULT_NOTIFY_EXCHANGE = "amq.topic"
 #: AMQP short strings the broker accepts as exchange/queue names (RabbitMQ's rule, ≤ 255 bytes).
-_AMQP_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
-_BINDING_WORD_RE = re.compile(r"^(?:[A-Za-z0-9_:-]+|\*|#)$")
+_AMQP_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,255}\Z")
+_BINDING_WORD_RE = re.compile(r"^(?:[A-Za-z0-9_:-]+|\*|#)\Z")
 
 #: Keys Crane knew that crane_fedora accepts and ignores (the v1 API and its search are gone).
 _IGNORED = {

@@ -49,7 +49,7 @@ A file is deleted only after it has been unreferenced by every metadata file for
 period, counted from the first prune run that saw it unreferenced. Durations: 90s, 15m, 12h, 7d.
 """
 
-_DURATION_RE = re.compile(r"^(\d+)([smhd]?)$")
+_DURATION_RE = re.compile(r"^(\d+)([smhd]?)\Z")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

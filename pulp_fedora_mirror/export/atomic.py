@@ -19,7 +19,7 @@ FILE_MODE = 0o644
 DIR_MODE = 0o755
 
 #: ``.<name>.tmp-<random>``: what :func:`temp_path` creates and :func:`clean_temp_files` removes.
-TEMP_RE = re.compile(r"^\..+\.tmp-[0-9a-f]{12}$")
+TEMP_RE = re.compile(r"^\..+\.tmp-[0-9a-f]{12}\Z")
 
 
 def temp_path(final: str) -> str:

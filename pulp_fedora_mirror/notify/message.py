@@ -25,7 +25,7 @@ SCHEMA_PACKAGE = "pulp-fedora-mirror-messages"
 #: fedora-messaging severities.
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z")
 
 
 def sent_at(now: datetime | None = None) -> str:
