@@ -9,7 +9,7 @@ import sys
 CLI = [sys.executable, "-c", "import sys; from pulp_fedora_mirror.cli import main; sys.exit(main())"]
 
 #: Environment variables that would leak the developer's own Pulp settings into a test.
-_PULP_ENV = (
+PULP_ENV = (
     "PULP_URL",
     "PULP_USERNAME",
     "PULP_PASSWORD",
@@ -21,7 +21,7 @@ _PULP_ENV = (
 
 def run_cli(*args: str, home: str, env: dict[str, str] | None = None, timeout: float = 60):
     """``fedora-mirror ARGS`` with a clean HOME (no ~/.config/fedora-mirror/pulp.toml) and env."""
-    full = {k: v for k, v in os.environ.items() if k not in _PULP_ENV}
+    full = {k: v for k, v in os.environ.items() if k not in PULP_ENV}
     full["HOME"] = home
     full.update(env or {})
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=full)

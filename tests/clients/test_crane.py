@@ -8,11 +8,13 @@ nginx; the master must see no blob request. Skipped while ``crane_fedora`` is no
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,18 +31,14 @@ pytestmark = [pytest.mark.services, pytest.mark.clients]
 CRANE_PATH = os.environ.get("HARNESS_CRANE_PYTHONPATH")
 
 
-@pytest.fixture(scope="module")
-def crane(state_dir: Path, tls_ca: TLSFiles, fixture_images: dict[str, FixtureImage]) -> Iterator[CraneStack]:
-    if CRANE_PATH is None and importlib.util.find_spec("crane_fedora") is None:
-        pytest.skip("crane_fedora is not importable (set HARNESS_CRANE_PYTHONPATH to a checkout)")
-    base = state_dir / "crane-stack"
+@contextlib.contextmanager
+def settled_stack(
+    base: Path, tls_ca: TLSFiles, fixture_images: dict[str, FixtureImage], **kw: Any
+) -> Iterator[CraneStack]:
+    """Master and mirror nginx with every fixture blob, metadata published long ago (so with
+    ``settle_seconds = 0`` all blobs go to the mirror), and crane over it; ``kw`` go to CraneStack."""
     stack = CraneStack(
-        base,
-        base / "master",
-        base / "metadata",
-        tls=tls_ca,
-        mirror_tree=base / "mirror",
-        pythonpath=CRANE_PATH,
+        base, base / "master", base / "metadata", tls=tls_ca, mirror_tree=base / "mirror", **kw
     )
     write_tree(fixture_images, base / "mirror")
     write_tree(
@@ -52,6 +50,14 @@ def crane(state_dir: Path, tls_ca: TLSFiles, fixture_images: dict[str, FixtureIm
         published=0,
     )
     with stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def crane(state_dir: Path, tls_ca: TLSFiles, fixture_images: dict[str, FixtureImage]) -> Iterator[CraneStack]:
+    if CRANE_PATH is None and importlib.util.find_spec("crane_fedora") is None:
+        pytest.skip("crane_fedora is not importable (set HARNESS_CRANE_PYTHONPATH to a checkout)")
+    with settled_stack(state_dir / "crane-stack", tls_ca, fixture_images, pythonpath=CRANE_PATH) as stack:
         yield stack
 
 

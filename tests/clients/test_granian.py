@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 
 from fixtures.build_images import IMAGE_NAMES, FixtureImage
-from tests.clients.test_crane import blob_requests, ref
+from tests.clients.test_crane import blob_requests, ref, settled_stack
 from tests.harness import clients
 from tests.harness.containerd import Containerd
 from tests.harness.crane import CraneStack
 from tests.harness.dockerd import Dockerd
 from tests.harness.tls import TLSFiles
-from tests.harness.tree import write_tree
 
 pytestmark = [pytest.mark.services, pytest.mark.clients]
 
@@ -28,20 +27,7 @@ pytestmark = [pytest.mark.services, pytest.mark.clients]
 def granian_crane(
     state_dir: Path, tls_ca: TLSFiles, fixture_images: dict[str, FixtureImage]
 ) -> Iterator[CraneStack]:
-    base = state_dir / "crane-granian"
-    stack = CraneStack(
-        base, base / "master", base / "metadata", tls=tls_ca, mirror_tree=base / "mirror", server="granian"
-    )
-    write_tree(fixture_images, base / "mirror")
-    write_tree(
-        fixture_images,
-        base / "master",
-        base / "metadata",
-        master_url=stack.master_url,
-        mirror_url=stack.mirror_url,
-        published=0,
-    )
-    with stack:
+    with settled_stack(state_dir / "crane-granian", tls_ca, fixture_images, server="granian") as stack:
         yield stack
 
 

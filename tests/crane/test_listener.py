@@ -47,12 +47,8 @@ INSTANT = 5.0
 def rabbit() -> Iterator[ThrowawayRabbitMQ]:
     """A broker of our own (never the system one): nothing here may disturb other test runs."""
     assert ThrowawayRabbitMQ.available(), "rabbitmq-server is not installed (apt-get install rabbitmq-server)"
-    node = ThrowawayRabbitMQ()
-    node.start()
-    try:
+    with ThrowawayRabbitMQ() as node:  # destroyed (stopped, state removed) on exit
         yield node
-    finally:
-        node.destroy()
 
 
 @pytest.fixture

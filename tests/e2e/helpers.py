@@ -10,23 +10,11 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: ``fedora-mirror`` exactly as installed (the console script's target), in a child process.
-CLI = [sys.executable, "-c", "import sys; from pulp_fedora_mirror.cli import main; sys.exit(main())"]
-
-#: Environment variables that would point the CLI at somebody else's Pulp.
-_PULP_ENV = (
-    "PULP_URL",
-    "PULP_USERNAME",
-    "PULP_PASSWORD",
-    "PULP_CA_BUNDLE",
-    "PULP_CLIENT_CERT",
-    "PULP_CLIENT_KEY",
-)
+from tests.client.helpers import CLI, PULP_ENV
 
 
 def uid(prefix: str) -> str:
@@ -65,7 +53,7 @@ def fedora_mirror(*args: str, home: Path, env: dict[str, str] | None = None, tim
     Why a child process and not ``main()`` in-process: Bodhi and admins run the command; its exit
     codes, stdout/stderr split and config lookup are part of what the chain must prove.
     """
-    full = {k: v for k, v in os.environ.items() if k not in _PULP_ENV}
+    full = {k: v for k, v in os.environ.items() if k not in PULP_ENV}
     full["HOME"] = str(home)
     full.update(env or {})
     proc = subprocess.run(

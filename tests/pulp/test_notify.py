@@ -27,12 +27,8 @@ pytestmark = [pytest.mark.pulp, pytest.mark.amqp]
 
 @pytest.fixture(scope="module")
 def rabbit(state_dir: Path) -> Iterator[ThrowawayRabbitMQ]:
-    node = ThrowawayRabbitMQ()
-    node.start()
-    try:
+    with ThrowawayRabbitMQ() as node:  # destroyed (stopped, state removed) on exit
         yield node
-    finally:
-        node.destroy()
 
 
 @pytest.fixture
