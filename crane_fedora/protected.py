@@ -9,7 +9,9 @@ sees exactly what it would see for an unknown repository.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
+from typing import Any
 
 from crane_fedora.config import AllowRule, Config
 
@@ -63,3 +65,23 @@ def rules_for(environ: dict, config: Config) -> tuple[AllowRule, ...]:
     if dn is None:
         return ()
     return tuple(rule for rule in config.allow if rule.dn == "*" or rule.dn == dn)
+
+
+def visible_names(index: Any, environ: dict, config: Config) -> tuple[str, ...]:
+    """Repository names this request's client may know exist, sorted.
+
+    Every public name, plus the protected ones an allow rule admits this client to: the catalog
+    and the admin view both answer with this, so neither reveals a protected repository to a
+    client that would get 404 NAME_UNKNOWN for it.
+    """
+    names = index.public_names
+    if len(names) == len(index.all_names):
+        return names
+    rules = rules_for(environ, config)
+    if not rules:
+        return names
+    return tuple(
+        n
+        for n in index.all_names
+        if not index.repos[n].protected or any(fnmatch.fnmatchcase(n, r.pattern) for r in rules)
+    )

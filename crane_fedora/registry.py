@@ -15,7 +15,6 @@ import re
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from urllib.parse import parse_qs, quote
 
 from crane_fedora.cdn import finish_url
@@ -24,7 +23,7 @@ from crane_fedora.metadata.index import Index
 from crane_fedora.metadata.model import NATIVE, Manifest, NativeRepo, Pulp2Repo
 from crane_fedora.metadata.store import MetadataStore
 from crane_fedora.negotiation import AcceptCache
-from crane_fedora.protected import may_read, rules_for
+from crane_fedora.protected import may_read, visible_names
 from pulp_fedora_mirror.layout import ANY_DIGEST_RE, DIGEST_RE, blob_path, is_valid_name, join_url
 from pulp_fedora_mirror.layout import TAG_RE as _TAG_RE
 from pulp_fedora_mirror.mediatypes import DOCKER_LIST, DOCKER_MANIFEST
@@ -285,14 +284,7 @@ class Registry:
     def _catalog(self, environ: dict, index: Index, head: bool) -> Reply:
         if not self.config.catalog:
             return error(404, "NAME_UNKNOWN", "the catalog is disabled on this registry")
-        names = index.public_names
-        rules = rules_for(environ, self.config) if len(names) != len(index.all_names) else ()
-        if rules:
-            names = tuple(
-                n
-                for n in index.all_names
-                if not index.repos[n].protected or any(fnmatchcase(n, r.pattern) for r in rules)
-            )
+        names = visible_names(index, environ, self.config)
         result = self._page(names, environ, "/v2/_catalog", default_all=False)
         if isinstance(result[0], str):
             return result  # type: ignore[return-value]

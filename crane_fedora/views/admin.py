@@ -6,6 +6,8 @@ import json
 
 from flask import Blueprint, Response, current_app, request
 
+from crane_fedora.protected import visible_names
+
 bp = Blueprint("admin", __name__)
 
 
@@ -62,6 +64,12 @@ def v1_gone() -> Response | None:
 
 @bp.route("/crane/repositories/v2", methods=["GET", "HEAD"])
 def repositories_v2() -> Response:
-    """Crane's admin view ``{name: {"protected": bool}}`` (always JSON; restrict it at the proxy)."""
-    index = current_app.extensions["crane_fedora"].store.index
-    return _json({name: {"protected": repo.protected} for name, repo in sorted(index.repos.items())})
+    """Crane's admin view ``{name: {"protected": bool}}`` (always JSON).
+
+    Lists only what this client may see (like ``/v2/_catalog``): Crane listed protected names to
+    anyone who reached ``/crane/``; keep restricting the path at the proxy all the same.
+    """
+    state = current_app.extensions["crane_fedora"]
+    index = state.store.index
+    names = visible_names(index, request.environ, state.config)
+    return _json({name: {"protected": index.repos[name].protected} for name in names})

@@ -30,10 +30,24 @@ def test_v1_api_is_dead_json(client):
 
 
 def test_crane_repositories_v2(client):
+    """Public repositories, with Crane's ``protected`` flag; a protected one stays hidden from an
+    anonymous client, exactly as in ``/v2/_catalog`` (Crane listed it to anyone)."""
     r = client.get("/crane/repositories/v2", headers={"Accept": "application/json"})
     assert r.status_code == 200
     assert r.json["fedora/busybox"] == {"protected": False}
-    assert r.json["secret/pulp2"] == {"protected": True}
+    assert "secret/pulp2" not in r.json
+    catalog = client.get("/v2/_catalog").json["repositories"]
+    assert sorted(r.json) == sorted(catalog)
+
+
+def test_crane_repositories_v2_lists_protected_to_an_admitted_client(make_app, repo, pulp2_dir):
+    dn = "CN=admin,O=Fedora"
+    c = make_app(f"[protected]\nallow = secret/* {dn}\n").test_client()
+    anonymous = c.get("/crane/repositories/v2").json
+    admitted = c.get("/crane/repositories/v2", environ_base={"SSL_CLIENT_S_DN": dn}).json
+    assert "secret/pulp2" not in anonymous
+    assert admitted["secret/pulp2"] == {"protected": True}
+    assert set(admitted) - set(anonymous) == {n for n in admitted if admitted[n]["protected"]}
 
 
 def test_other_paths_json(client):
