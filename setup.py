@@ -32,6 +32,9 @@ setup(
             "python-qpid-proton>=0.37",
             "pika>=1.2",
         ],
+        "messages": [
+            "fedora-messaging>=3.4",
+        ],
         "server": [
             "gunicorn>=21",
             "granian>=1.6",
@@ -44,6 +47,7 @@ setup(
             "gunicorn>=21",
             "granian>=1.6",
             "hypothesis>=6",
+            "fedora-messaging>=3.4",
         ],
     },
     entry_points={
@@ -52,6 +56,9 @@ setup(
         ],
         "pulpcore.plugin": [
             "pulp_fedora_mirror = pulp_fedora_mirror:default_app_config",
+        ],
+        "fedora.messages": [
+            "pulp_fedora_mirror.export.complete.v1 = pulp_fedora_mirror.notify.schema:ExportCompleteV1",
         ],
     },
     classifiers=[

@@ -20,8 +20,9 @@ DEFAULT_TOPIC_PREFIX = "org.fedoraproject.dev"
 TOPIC = "pulp.fedora_mirror.export.complete"
 #: fedora-messaging schema name (entry-point name in group ``fedora.messages``).
 SCHEMA = "pulp_fedora_mirror.export.complete.v1"
-#: Name of the (future) schema package, sent like fedora-messaging 3.9 does.
-SCHEMA_PACKAGE = "pulp-fedora-mirror-messages"
+#: Distribution that provides the schema class (``pulp_fedora_mirror.notify.schema``), sent like
+#: fedora-messaging 3.9 does.
+SCHEMA_PACKAGE = "pulp-fedora-mirror"
 #: fedora-messaging severities.
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 

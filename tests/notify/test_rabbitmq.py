@@ -87,7 +87,7 @@ def test_amqp091_sender_wire_format_is_fedora_messaging(broker, tmp_path) -> Non
     assert time.strptime(sent_at, "%Y-%m-%dT%H:%M:%S+00:00")
     assert headers == {
         "fedora_messaging_schema": SCHEMA,
-        "fedora_messaging_schema_package": "pulp-fedora-mirror-messages",
+        "fedora_messaging_schema_package": "pulp-fedora-mirror",
         "fedora_messaging_severity": 20,
         "fedora_messaging_container_fedora/busybox": True,
         "priority": 0,
