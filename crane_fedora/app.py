@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from crane_fedora.config import Config, ConfigError, load_config
 from crane_fedora.fastpath import FastPath
 from crane_fedora.metadata.store import MetadataStore
-from crane_fedora.registry import API_HEADER, Registry, error_body
+from crane_fedora.registry import API_HEADER, NOSNIFF, Registry, error_body
 from crane_fedora.views import admin as admin_views
 from crane_fedora.views import registry as registry_views
 
@@ -50,6 +50,7 @@ def _serve_content_usable(config: Config) -> bool:
 
 def _json_error(status: int, code: str, message: str, headers: dict | None = None) -> Response:
     resp = Response(error_body(code, message), status=status, mimetype="application/json", headers=headers)
+    resp.headers[NOSNIFF[0]] = NOSNIFF[1]
     if request.path.startswith("/v2"):
         resp.headers[API_HEADER[0]] = API_HEADER[1]
     return resp
@@ -72,7 +73,7 @@ def _install_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def any_error(exc: Exception) -> Response:
-        log.exception("error answering %s %s", request.method, request.path[:300])
+        log.exception("error answering %r %r", request.method, request.path[:300])
         return _json_error(500, "UNKNOWN", "internal server error")
 
 

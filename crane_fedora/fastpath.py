@@ -46,7 +46,7 @@ class FastPath:
         try:
             status, headers, body = self.registry.handle(environ)
         except Exception:  # never a traceback page; the error is logged with its request
-            log.exception("error answering %s %s", environ.get("REQUEST_METHOD"), path[:300])
+            log.exception("error answering %r %r", environ.get("REQUEST_METHOD"), path[:300])
             status, headers, body = error(500, "UNKNOWN", "internal server error")
         start_response(status, headers)
         if isinstance(body, FileBody):

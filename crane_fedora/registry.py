@@ -31,6 +31,9 @@ from pulp_fedora_mirror.mediatypes import DOCKER_LIST, DOCKER_MANIFEST
 log = logging.getLogger(__name__)
 
 API_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+#: On every JSON document we generate: error bodies echo client input (names, tags), and no
+#: browser may sniff them into something executable.
+NOSNIFF = ("X-Content-Type-Options", "nosniff")
 JSON = "application/json"
 OCTET = "application/octet-stream"
 ALLOW = "GET, HEAD, OPTIONS"
@@ -75,14 +78,14 @@ def error(
     body = error_body(code, message, detail)
     return (
         STATUS[status],
-        [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER, *extra],
+        [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER, NOSNIFF, *extra],
         body,
     )
 
 
 def _json_reply(doc: object, head: bool, extra: list[tuple[str, str]] | None = None) -> Reply:
     body = json.dumps(doc).encode()
-    headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER]
+    headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER, NOSNIFF]
     if extra:
         headers.extend(extra)
     return STATUS[200], headers, b"" if head else body
@@ -139,7 +142,7 @@ class Registry:
         if rest == "":
             return (
                 STATUS[200],
-                [("Content-Type", JSON), ("Content-Length", "2"), API_HEADER],
+                [("Content-Type", JSON), ("Content-Length", "2"), API_HEADER, NOSNIFF],
                 b"" if head else b"{}",
             )
         index = self.store.index
@@ -256,7 +259,7 @@ class Registry:
             )
         if not environ.get("QUERY_STRING"):
             body = self._full_tags_body(repo)
-            headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER]
+            headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER, NOSNIFF]
             return STATUS[200], headers, b"" if head else body
         result = self._page(repo.sorted_tags, environ, f"/v2/{repo.name}/tags/list", default_all=True)
         if isinstance(result[0], str):

@@ -551,3 +551,18 @@ def test_very_deep_data_dir_does_not_stop_the_service(make_app, repo, data_dir):
         (levels[-1] / "lost.json").unlink()
         for level in reversed(levels[1:]):
             level.rmdir()
+
+
+def test_json_errors_and_lists_are_never_sniffed(make_app, repo, fast_path):
+    """Error bodies echo client input (a name, a tag): browsers must not sniff them as HTML."""
+    c = make_app().test_client()
+    for path in (
+        "/v2/fedora/busybox/manifests/%3Cscript%3E",
+        "/v2/nope/tags/list",
+        "/v2/fedora/busybox/tags/list",
+        "/v2/_catalog",
+        "/nowhere",
+    ):
+        r = c.get(path)
+        assert r.headers.get("X-Content-Type-Options") == "nosniff", (path, r.status_code, dict(r.headers))
+        assert r.headers["Content-Type"].startswith("application/json"), path
