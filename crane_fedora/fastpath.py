@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
-    """Stream a file with the server's ``wsgi.file_wrapper`` when it has one."""
-    fh = open(body.path, "rb")
+    """Stream an open file with the server's ``wsgi.file_wrapper`` when it has one."""
+    fh = body.fh
     wrapper = environ.get("wsgi.file_wrapper")
     if wrapper is not None:
         return wrapper(fh, 65536)

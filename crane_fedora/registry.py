@@ -12,9 +12,11 @@ import json
 import logging
 import os
 import re
+import stat
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
+from typing import BinaryIO
 from urllib.parse import parse_qs, quote
 
 from crane_fedora.cdn import finish_url
@@ -57,9 +59,9 @@ _digest_match = DIGEST_RE.match
 
 @dataclass(frozen=True, slots=True)
 class FileBody:
-    """A file to stream (serve-content mode without X-Sendfile)."""
+    """An already open file to stream (serve-content mode without X-Sendfile)."""
 
-    path: str
+    fh: BinaryIO
     size: int
 
 
@@ -375,22 +377,28 @@ class Registry:
         if _REPO_ID_RE.match(repo.repository) is None:
             return error(404, unknown, "not found")
         path = os.path.join(self.config.content_dir_v2, repo.repository, rel)
+        # Open first, then describe what was opened: a file removed or replaced between a stat
+        # and a later open can no longer turn into a 500 after the headers have gone out.
         try:
-            size = os.stat(path).st_size
+            fh = open(path, "rb")
         except OSError:
             return error(404, unknown, "not found", {"name": repo.name})
-        if not os.path.isfile(path):
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            fh.close()
             return error(404, unknown, "not found", {"name": repo.name})
         max_age = (
             43200 if os.path.basename(rel).startswith("sha256:") else self.config.data_dir_polling_interval
         )
         headers = [
             ("Content-Type", media_type),
-            ("Content-Length", str(size)),
+            ("Content-Length", str(st.st_size)),
             ("Cache-Control", f"public, max-age={max_age}"),
             API_HEADER,
         ]
-        if self.config.use_x_sendfile:
-            headers.append(("X-Sendfile", os.path.abspath(path)))
+        if self.config.use_x_sendfile or head:
+            fh.close()
+            if self.config.use_x_sendfile:
+                headers.append(("X-Sendfile", os.path.abspath(path)))
             return STATUS[200], headers, b""
-        return STATUS[200], headers, b"" if head else FileBody(path, size)
+        return STATUS[200], headers, FileBody(fh, st.st_size)

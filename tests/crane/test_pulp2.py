@@ -155,6 +155,23 @@ def test_serve_content_streaming(make_app, pulp2_dir, tmp_path):
     assert r.json == {"name": "fedora/pulp2-busybox", "tags": ["latest"]}
 
 
+def test_serve_content_streams_what_it_opened(make_app, pulp2_dir, tmp_path):
+    """The reply owns an open file: a blob removed (or replaced) after the headers were decided
+    still streams exactly the bytes those headers describe, and a missing one is a clean 404."""
+    root = _content_dir(tmp_path)
+    app = make_app(f"[serve_content]\nenable = true\ncontent_dir_v2 = {root}\nuse_x_sendfile = false\n")
+    registry = app.extensions["crane_fedora"].registry
+    blob = root / "fedora-pulp2-busybox" / "blobs" / f"sha256:{'d' * 64}"
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/v2/fedora/pulp2-busybox/blobs/sha256:{'d' * 64}"}
+    status, headers, body = registry.handle(dict(environ))
+    assert status.startswith("200") and ("Content-Length", "1000") in headers
+    blob.unlink()
+    with body.fh:
+        assert body.fh.read() == b"x" * 1000
+    status, headers, body = registry.handle(dict(environ))
+    assert status.startswith("404") and b"BLOB_UNKNOWN" in body
+
+
 def test_serve_content_missing_dir_disables_with_one_error(make_app, pulp2_dir, tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="crane_fedora"):
         client = make_app(
