@@ -13,11 +13,11 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.service import Service
+from tests.harness.service import LoopbackHTTP, Service
 from tests.harness.tls import TLSFiles
 
 
-class Gunicorn(Service):
+class Gunicorn(LoopbackHTTP, Service):
     """``python -m gunicorn <app>`` with ``workers`` workers of ``worker_class``.
 
     ``env`` is added to the environment (e.g. ``CRANE_CONFIG_PATH``); ``pythonpath`` is passed as
@@ -57,21 +57,6 @@ class Gunicorn(Service):
         self.extra_args = list(extra_args)
         self.python = python
         self.timeout = timeout
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def scheme(self) -> str:
-        """``https`` with TLS, else ``http``."""
-        return "https" if self.tls else "http"
-
-    @property
-    def url(self) -> str:
-        """Base URL, no trailing slash."""
-        return f"{self.scheme}://{self.host}"
 
     def command(self) -> Sequence[str]:
         argv = [

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.service import Service, ServiceError, log_tail
+from tests.harness.service import LoopbackHTTP, Service, ServiceError, log_tail
 from tests.harness.tls import TLSFiles
 
 
-class Nginx(Service):
+class Nginx(LoopbackHTTP, Service):
     """nginx (foreground, one worker) serving ``root`` at ``/`` (or under ``url_prefix``).
 
     ``url`` ends with ``/`` and is what goes into metadata ``urls.master``/``urls.mirror``.
@@ -54,16 +54,6 @@ class Nginx(Service):
         self.access_log = access_log
         self.binary = binary
         self.conf_path = self.state_dir / "nginx.conf"
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def scheme(self) -> str:
-        """``https`` with TLS, else ``http``."""
-        return "https" if self.tls else "http"
 
     @property
     def url(self) -> str:

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.service import Service
+from tests.harness.service import LoopbackHTTP, Service
 from tests.harness.tls import TLSFiles
 
 
-class Registry(Service):
+class Registry(LoopbackHTTP, Service):
     """``docker-registry serve`` with storage under ``state_dir/storage``.
 
     Attributes after construction: ``port``, ``host`` (``127.0.0.1:PORT``, what clients use),
@@ -45,21 +45,6 @@ class Registry(Service):
         self.delete = delete
         self.storage = self.state_dir / "storage"
         self.config_path = self.state_dir / "config.yml"
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT`` (registry reference prefix)."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def scheme(self) -> str:
-        """``https`` with TLS, else ``http``."""
-        return "https" if self.tls else "http"
-
-    @property
-    def url(self) -> str:
-        """Base URL, no trailing slash."""
-        return f"{self.scheme}://{self.host}"
 
     def prepare(self) -> None:
         """Write the registry config (JSON is valid YAML, so no YAML library is needed)."""

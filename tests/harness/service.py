@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tests.harness.ports import group_listens_on
+from tests.harness.ports import LOOPBACK, group_listens_on
 
 #: Started and not yet stopped; strong references, so a forgotten service is still stopped at exit.
 _RUNNING: set[Service] = set()
@@ -207,3 +207,29 @@ def _stop_all() -> None:
     for svc in list(_RUNNING):
         with contextlib.suppress(Exception):
             svc.stop()
+
+
+class LoopbackHTTP:
+    """Mixin for a service listening on ``127.0.0.1:<port>``, with TLS when ``tls`` is set.
+
+    Subclasses set ``port`` and ``tls`` in their constructor; ``url`` has no trailing slash
+    (override it to add a path, as nginx does for its URL prefix).
+    """
+
+    port: int
+    tls: object | None
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT`` (also the prefix of image references)."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with TLS, else ``http``."""
+        return "https" if self.tls else "http"
+
+    @property
+    def url(self) -> str:
+        """Base URL, no trailing slash."""
+        return f"{self.scheme}://{self.host}"
