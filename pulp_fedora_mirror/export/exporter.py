@@ -150,6 +150,19 @@ class _Run:
                 pass  # not empty: another repository's files live there
 
 
+def _ensure_dir_inside(path: str, top: str, created: list[str], *, durable: bool = False) -> None:
+    """``makedirs(path)``, then refuse if a symlink below ``top`` leads it elsewhere.
+
+    ``top`` itself may be a symlink (``/srv/pub -> /mnt/pub``); a symlinked ``blobs/``, shard or
+    metadata subdirectory would make every later write land outside the tree.
+    """
+    makedirs(path, created, durable=durable)
+    real_top = os.path.realpath(top)
+    real = os.path.realpath(path)
+    if real != real_top and not real.startswith(real_top.rstrip("/") + "/"):
+        raise ExportError(f"{path} resolves to {real}, outside {top}: refusing to write through a symlink")
+
+
 def _existing_size(path: str) -> int | None:
     try:
         return os.lstat(path).st_size
@@ -176,7 +189,7 @@ def _publish_blobs(
             continue
         shard = os.path.dirname(dest)
         if shard not in shards:
-            makedirs(shard, run.dirs, durable=False)
+            _ensure_dir_inside(shard, root, run.dirs)
             shards.add(shard)
         how = place_blob(src, dest, hardlink=target.hardlink, replacing=size is not None)
         if size is None:
@@ -227,7 +240,7 @@ def _publish_manifests(
             if size == m.size:
                 progress.advance("manifests")
                 continue
-            makedirs(os.path.dirname(dest), run.dirs, durable=False)
+            _ensure_dir_inside(os.path.dirname(dest), root, run.dirs)
             if m.path and target.hardlink:
                 # Same bytes on disk (an OCI layout): link like a blob, hash-checked, no new data.
                 place_blob(
@@ -358,6 +371,7 @@ def export_repository(
                 preexisting = _publish_blobs(plan, root, target, run, summary, prog)
                 _publish_manifests(plan, root, target, run, summary, prog)
                 prog.start("metadata", "Writing metadata", 1)
+                _ensure_dir_inside(os.path.dirname(meta_path), metadata_dir, run.dirs, durable=True)
                 previous = metadata.load(meta_path)
                 doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id)
                 summary.metadata_changed = metadata.write_if_changed(meta_path, doc, previous)
