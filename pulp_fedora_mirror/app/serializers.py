@@ -11,6 +11,7 @@ from gettext import gettext as _
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from pulp_container.app.models import ContainerDistribution, ContainerRepository
 from pulpcore.plugin.serializers import (
     DetailRelatedField,
@@ -136,10 +137,18 @@ class MirrorExporterSerializer(ExporterSerializer):
         others = MirrorExporter.objects.filter(pulp_domain=get_domain())
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
-        for other in others.only("name", "path", "metadata_path"):
+        for other in others.only("name", "path", "metadata_path", "pulp_domain"):
             op = os.path.realpath(other.path).rstrip("/") + "/"
             om = os.path.realpath(other.metadata_path).rstrip("/") + "/"
-            if (op.startswith(rp) or rp.startswith(op)) and om != rm:
+            tree_overlap = op.startswith(rp) or rp.startswith(op)
+            if (tree_overlap or om.startswith(rm) or rm.startswith(om)) and not self._may_change(other):
+                # Sharing a tree or metadata directory lets this exporter overwrite the other's
+                # metadata and prune its tree: only for users who may change the other one. The
+                # message does not name it (the user may not even see it).
+                raise serializers.ValidationError(
+                    {"path": _("path or metadata_path overlaps those of an exporter you may not change.")}
+                )
+            if tree_overlap and om != rm:
                 raise serializers.ValidationError(
                     {
                         "path": _(
@@ -149,6 +158,19 @@ class MirrorExporterSerializer(ExporterSerializer):
                         ).format(name=other.name, meta=other.metadata_path)
                     }
                 )
+
+    def _may_change(self, other: MirrorExporter) -> bool:
+        """Whether the requesting user holds change_mirrorexporter on ``other``."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if user is None:
+            return True  # not a REST request (shell, migrations): no user to check
+        perm = "fedora_mirror.change_mirrorexporter"
+        return (
+            user.has_perm(perm)
+            or (settings.DOMAIN_ENABLED and user.has_perm(perm, obj=other.pulp_domain))
+            or user.has_perm(perm, other)
+        )
 
     class Meta:
         model = MirrorExporter
