@@ -8,6 +8,8 @@ from typing import Any
 from tests.pulp.client import PulpApi
 from tests.pulp.conftest import EXPORTERS, SyncedRepo, uid
 
+ZERO = "00000000-0000-0000-0000-000000000000"
+
 
 def test_odd_export_requests(api: PulpApi, make_exporter: Any, synced_repo: SyncedRepo) -> None:
     href = make_exporter()["pulp_href"] + "exports/"
@@ -19,10 +21,8 @@ def test_odd_export_requests(api: PulpApi, make_exporter: Any, synced_repo: Sync
         {"repository_version": 5},
         {"repository_version": rv + "../"},
         {"repository_version": rv.replace("/versions/1/", "/versions/999/")},
-        {
-            "repository_version": "/pulp/api/v3/repositories/file/file/00000000-0000-0000-0000-000000000000/versions/0/"
-        },
-        {"repository": "/pulp/api/v3/repositories/file/file/00000000-0000-0000-0000-000000000000/"},
+        {"repository_version": f"/pulp/api/v3/repositories/file/file/{ZERO}/versions/0/"},
+        {"repository": f"/pulp/api/v3/repositories/file/file/{ZERO}/"},
         {"repository": "/pulp/api/v3/remotes/container/container/00000000-0000-0000-0000-000000000000/"},
         {"repository": "/pulp/api/v3/repositories/container/container/not-a-uuid/"},
         {"repository_version": rv, "name": {"a": 1}},
