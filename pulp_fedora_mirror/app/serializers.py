@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from pulp_container.app.models import ContainerDistribution, ContainerRepository
 from pulpcore.plugin.serializers import (
     DetailRelatedField,
@@ -48,6 +50,26 @@ def normalise_base_url(value: str, field: str) -> str:
             _("{field} must not contain credentials: '{value}'").format(field=field, value=value)
         )
     return value if value.endswith("/") else value + "/"
+
+
+class _CheckedHrefMixin:
+    """Reject what pulpcore's href fields would turn into a 500 (non-strings, PRNs of nothing)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("incorrect_type", data_type=type(data).__name__)  # type: ignore[attr-defined]
+        try:
+            return super().to_internal_value(data)  # type: ignore[misc]
+        except (ObjectDoesNotExist, DjangoValidationError, ValueError, TypeError, LookupError):
+            self.fail("does_not_exist")  # type: ignore[attr-defined]
+
+
+class _RepositoryVersionField(_CheckedHrefMixin, RepositoryVersionRelatedField):
+    pass
+
+
+class _RepositoryField(_CheckedHrefMixin, DetailRelatedField):
+    pass
 
 
 class MirrorExporterSerializer(ExporterSerializer):
@@ -199,12 +221,12 @@ def default_name(repository: ContainerRepository) -> str:
 class MirrorExportSerializer(ExportSerializer):
     """Export request (write) and export record (read)."""
 
-    repository_version = RepositoryVersionRelatedField(
+    repository_version = _RepositoryVersionField(
         help_text=_("A container repository version to export. Give this or 'repository'."),
         required=False,
         write_only=True,
     )
-    repository = DetailRelatedField(
+    repository = _RepositoryField(
         help_text=_(
             "A container repository whose latest version is exported. Give this or 'repository_version'."
         ),
