@@ -30,6 +30,8 @@ def test_odd_export_requests(api: PulpApi, make_exporter: Any, synced_repo: Sync
         {"repository_version": rv, "name": "a" * 5000},
         {"repository_version": rv, "name": "a/" * 200 + "a"},
         {"repository_version": rv, "name": "../etc"},
+        # valid grammar, but the metadata file's temp name (".<c>.json.tmp-<12>") exceeds NAME_MAX
+        {"repository_version": rv, "name": "fedora/" + "a" * 240},
         {"repository_version": rv, "name": "a\nb"},
         {"repository_version": rv, "name": "a\x00b"},
         {"repository_version": rv, "name": ""},
