@@ -100,6 +100,7 @@ class MirrorExporterSerializer(ExporterSerializer):
         help_text=_("Seconds an unreferenced file is kept before prune removes it."),
         required=False,
         min_value=0,
+        max_value=2**31 - 1,  # the column is a (positive) integer: larger is a DB error, a 500
         default=DEFAULT_PRUNE_GRACE,
     )
     allow_protected = serializers.BooleanField(
