@@ -34,6 +34,11 @@ def normalise_base_url(value: str, field: str) -> str:
     A missing trailing slash is added rather than rejected: crane_fedora appends paths such as
     ``blobs/sha256/…`` to the URL, so ``…/containers`` and ``…/containers/`` can only mean one thing.
     """
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        # urlsplit silently drops tabs and newlines; crane would put them in Location headers.
+        raise serializers.ValidationError(
+            _("{field} must not contain whitespace or control characters").format(field=field)
+        )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise serializers.ValidationError(
