@@ -52,7 +52,8 @@ def normalise_base_url(value: str, field: str) -> str:
         )
     if parts.username or parts.password:
         raise serializers.ValidationError(
-            _("{field} must not contain credentials: '{value}'").format(field=field, value=value)
+            # Not echoed back: the value holds a password.
+            _("{field} must not contain credentials").format(field=field)
         )
     return value if value.endswith("/") else value + "/"
 
