@@ -27,6 +27,10 @@ from rest_framework import serializers
 from pulp_fedora_mirror import layout
 from pulp_fedora_mirror.app.models import DEFAULT_PRUNE_GRACE, MirrorExport, MirrorExporter
 
+#: Longest file name we create from user input, leaving room for the ``.<name>.tmp-<12 hex>``
+#: temp name next to it within the usual 255-byte limit.
+NAME_BYTES_MAX = 255 - len(".") - len(".tmp-") - 12
+
 
 def normalise_base_url(value: str, field: str) -> str:
     """Return ``value`` as an absolute http(s) URL ending in ``/``, or raise a clear 400.
@@ -136,6 +140,8 @@ class MirrorExporterSerializer(ExporterSerializer):
             layout.filelist_name(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+        if len(os.fsencode(layout.filelist_name(value))) > NAME_BYTES_MAX:
+            raise serializers.ValidationError(_("module name is too long for a file name"))
         return value
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -290,6 +296,10 @@ class MirrorExportSerializer(ExportSerializer):
                         "[a-z0-9] separated by '.', '_', '__', '-' or '/')."
                     ).format(name)
                 }
+            )
+        if any(len(c) + len(".json") > NAME_BYTES_MAX for c in name.split("/")):
+            raise serializers.ValidationError(
+                {"name": _("A component of '{}' is too long for a metadata file name.").format(name)}
             )
         data["name"] = name
         return data
