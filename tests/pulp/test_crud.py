@@ -134,3 +134,19 @@ def test_shared_tree_needs_shared_metadata(
     third = make_exporter(path=str(export_dirs[0].parent / "t3"), metadata_path=str(other_meta))
     resp = api.patch(third["pulp_href"], {"path": first["path"]})
     assert resp.status_code == 400 and "overlaps the tree" in resp.text
+
+
+def test_metadata_of_one_exporter_never_inside_the_tree_of_another(
+    api: PulpApi, make_exporter: Any, export_dirs: tuple[Path, Path]
+) -> None:
+    """Metadata is never mirrored (docs/layout.md §1), whichever exporter the tree belongs to."""
+    tree, meta = export_dirs
+    make_exporter()  # tree: base/containers, metadata: base/metadata
+    base = tree.parent
+    # A tree that is, or lies inside, the first exporter's metadata directory.
+    for path in (meta, meta / "sub"):
+        err = _bad(api, export_dirs, path=str(path), metadata_path=str(base / "m2"))
+        assert "must not contain" in str(err)
+    # A metadata directory inside the first exporter's tree.
+    err = _bad(api, export_dirs, path=str(base / "t2"), metadata_path=str(tree / "meta"))
+    assert "must not contain" in str(err)
