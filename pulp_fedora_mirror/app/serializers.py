@@ -183,6 +183,16 @@ class MirrorExporterSerializer(ExporterSerializer):
                 raise serializers.ValidationError(
                     {"path": _("path or metadata_path overlaps those of an exporter you may not change.")}
                 )
+            if op.startswith(rm) or rm.startswith(op) or om.startswith(rp) or rp.startswith(om):
+                # The same rule as for one exporter: metadata is never inside a mirrored tree.
+                raise serializers.ValidationError(
+                    {
+                        "metadata_path": _(
+                            "metadata_path and path must not contain the path or metadata_path of "
+                            "another exporter."
+                        )
+                    }
+                )
             if tree_overlap and om != rm:
                 raise serializers.ValidationError(
                     {
