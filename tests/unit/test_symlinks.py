@@ -63,3 +63,22 @@ def test_symlinked_root_itself_is_fine(env: Env, tmp_path: Path) -> None:
     os.symlink(real_meta, env.meta)
     s = env.export()
     assert s.blobs and (real_meta / "fedora" / "busybox.json").exists()
+
+
+def test_nested_tree_temp_files_survive_the_outer_export(env: Env) -> None:
+    """Nested trees (allowed when they share metadata) have separate locks: the outer tree's
+    leftover-temp sweep must not delete a temp file the inner tree's writer is still filling."""
+    inner = os.path.join(env.root, "sub")
+    shard = os.path.join(inner, "blobs", "sha256", "ab")
+    os.makedirs(shard)
+    in_flight = os.path.join(shard, ".ab" + "0" * 62 + ".tmp-0123456789ab")
+    Path(in_flight).write_bytes(b"being written")
+    top_level = os.path.join(inner, ".fullfiletimelist-sub.tmp-0123456789ab")
+    Path(top_level).write_bytes(b"being written")
+    env.export()
+    assert os.path.exists(in_flight) and os.path.exists(top_level)
+    # The outer tree's own leftovers are still swept.
+    own = os.path.join(env.root, "blobs", ".x.tmp-0123456789ab")
+    Path(own).write_bytes(b"crashed")
+    env.export()
+    assert not os.path.exists(own)
