@@ -15,6 +15,8 @@ import re
 import secrets
 from collections.abc import Iterator
 
+from ..layout import BLOBS_DIR, MANIFESTS_DIR
+
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 
@@ -149,15 +151,19 @@ def clean_own_temp_files(final: str) -> list[str]:
 
 
 def clean_temp_files(top: str) -> list[str]:
-    """Remove temp files left by a crashed run anywhere under ``top``; return their paths.
+    """Remove temp files left by a crashed run in ``top`` and its blobs/manifests subtrees.
 
     Only names matching :data:`TEMP_RE` are removed, so unrelated dot-files survive. Called with
-    the tree lock held, so no live writer owns them.
+    the tree lock held, so no live writer owns them. Other subdirectories are left alone: a
+    nested tree there has its own lock and may have a writer filling its temp files right now.
     """
     removed: list[str] = []
     if not os.path.isdir(top):
         return removed
-    for dirpath, _dirnames, filenames in os.walk(top):
+    walks = [(top, [], sorted(f for f in os.listdir(top) if os.path.isfile(os.path.join(top, f))))]
+    for kind in (BLOBS_DIR, MANIFESTS_DIR):
+        walks.extend(os.walk(os.path.join(top, kind)))
+    for dirpath, _dirnames, filenames in walks:
         for fn in filenames:
             if TEMP_RE.match(fn):
                 p = os.path.join(dirpath, fn)
