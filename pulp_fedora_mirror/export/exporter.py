@@ -21,6 +21,7 @@ from .blobs import place_blob
 from .errors import ExportError
 from .lock import tree_lock
 from .manifests import ParsedManifest, check_digest, parse_manifest
+from .prune import forget_referenced
 from .source import BlobSource, ExportSummary, ExportTarget, Progress, RepositorySource
 
 log = logging.getLogger(__name__)
@@ -383,6 +384,14 @@ def export_repository(
             if summary.metadata_changed:
                 summary.files_written += 1
                 testpoints.reached("metadata")
+            # Referenced again: a later prune's grace starts over for these files. The metadata is
+            # published already, so a failure here is a warning, not a failed export.
+            try:
+                rels = {layout.blob_path(d) for d in plan.blobs}
+                rels |= {layout.manifest_path(d) for d in plan.manifests}
+                forget_referenced(metadata_dir, rels)
+            except OSError as exc:
+                log.warning("could not update the prune state in %s: %s", metadata_dir, exc)
             prog.advance("metadata")
             prog.finish("metadata")
             prog.start("filelist", "Updating the file list", 1)

@@ -55,6 +55,27 @@ def _load_state(path: str) -> dict[str, float]:
         raise ExportError(f"prune state {path} is unreadable ({exc}); fix or remove it") from None
 
 
+def forget_referenced(metadata_dir: str, rels: set[str]) -> int:
+    """Drop ``rels`` (tree paths an export just referenced) from the prune state; return how many.
+
+    A file's grace counts from the *last* time metadata referenced it: without this, a file
+    unreferenced, referenced again and unreferenced again between two prunes kept its first
+    sighting and was deleted too early. Called by an export under the tree lock; never raises
+    for an unreadable state (prune reports that itself).
+    """
+    state_path = os.path.join(metadata_dir, STATE_DIR, STATE_FILE)
+    try:
+        state = _load_state(state_path)
+    except ExportError:
+        return 0
+    kept = {rel: first for rel, first in state.items() if rel not in rels}
+    if len(kept) == len(state):
+        return 0
+    doc = {"first_unreferenced": dict(sorted(kept.items())), "version": 1}
+    write_bytes(state_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    return len(state) - len(kept)
+
+
 def prune(
     root: str,
     metadata_dir: str,
