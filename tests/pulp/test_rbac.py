@@ -152,3 +152,31 @@ def test_creator_cannot_take_over_another_users_tree(
     second = alice.ok(alice.post(EXPORTERS, _body(export_dirs)), 201)
     alice.run(alice.delete(second["pulp_href"]))
     alice.run(alice.delete(mine["pulp_href"]))
+
+
+def test_export_records_of_another_exporter_not_reachable_through_own(
+    api: PulpApi,
+    make_user: Callable[..., PulpApi],
+    make_exporter: Any,
+    export_dirs: tuple[Path, Path],
+    synced_repo: Any,
+) -> None:
+    """An owner's exporter URL does not reach (read or delete) another exporter's export records."""
+    admin_exp = make_exporter()
+    api.run(
+        api.post(
+            admin_exp["pulp_href"] + "exports/",
+            {"repository_version": synced_repo.version_href, "name": "rbac/other"},
+        )
+    )
+    record = api.ok(api.get(admin_exp["pulp_href"] + "exports/"), 200)["results"][0]
+    record_id = record["pulp_href"].rstrip("/").rsplit("/", 1)[1]
+    creator = make_user(ROLES[0])
+    body = _body(export_dirs)
+    body["path"], body["metadata_path"] = str(export_dirs[0].parent / "c"), str(export_dirs[0].parent / "m")
+    mine = creator.ok(creator.post(EXPORTERS, body), 201)
+    via_mine = f"{mine['pulp_href']}exports/{record_id}/"
+    assert creator.get(via_mine).status_code == 404
+    assert creator.delete(via_mine).status_code == 404
+    assert api.get(record["pulp_href"]).status_code == 200
+    creator.run(creator.delete(mine["pulp_href"]))
