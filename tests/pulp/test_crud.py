@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,13 @@ def test_metadata_of_one_exporter_never_inside_the_tree_of_another(
     # A metadata directory inside the first exporter's tree.
     err = _bad(api, export_dirs, path=str(base / "t2"), metadata_path=str(tree / "meta"))
     assert "must not contain" in str(err)
+
+
+def test_relative_paths_are_refused(api: PulpApi, export_dirs: tuple[Path, Path], pulp: PulpServer) -> None:
+    """A relative path passes pulpcore's check relative to the API's cwd, but the worker resolves
+    it against its own cwd: only absolute paths mean the same directory to both."""
+    tree, meta = export_dirs
+    rel_tree = os.path.relpath(tree, pulp.state_dir)
+    rel_meta = os.path.relpath(meta, pulp.state_dir)
+    assert "path" in _bad(api, export_dirs, path=rel_tree)
+    assert "metadata_path" in _bad(api, export_dirs, metadata_path=rel_meta)
