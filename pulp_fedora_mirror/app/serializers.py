@@ -119,13 +119,20 @@ class MirrorExporterSerializer(ExporterSerializer):
         default=False,
     )
 
+    @staticmethod
+    def _absolute(value: str, field: str) -> str:
+        """Only an absolute path means the same directory to the API and to the worker."""
+        if not os.path.isabs(value):
+            raise serializers.ValidationError(_("{} must be an absolute path").format(field))
+        return ExporterSerializer.validate_path(value, check_is_dir=True)
+
     def validate_path(self, value: str) -> str:  # type: ignore[override]
         """The tree must lie under ALLOWED_EXPORT_PATHS and be a directory if it exists."""
-        return ExporterSerializer.validate_path(value, check_is_dir=True)
+        return self._absolute(value, "path")
 
     def validate_metadata_path(self, value: str) -> str:
         """Same rule as ``path``: the task writes there as the Pulp user."""
-        return ExporterSerializer.validate_path(value, check_is_dir=True)
+        return self._absolute(value, "metadata_path")
 
     def validate_master_url(self, value: str) -> str:
         return normalise_base_url(value, "master_url")
