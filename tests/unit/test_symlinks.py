@@ -9,6 +9,7 @@ import pytest
 
 from pulp_fedora_mirror import layout
 from pulp_fedora_mirror.export.errors import ExportError
+from pulp_fedora_mirror.export.prune import prune
 
 from .conftest import Env
 
@@ -82,3 +83,27 @@ def test_nested_tree_temp_files_survive_the_outer_export(env: Env) -> None:
     Path(own).write_bytes(b"crashed")
     env.export()
     assert not os.path.exists(own)
+
+
+@pytest.mark.parametrize("where", ["blobs", "manifests"])
+def test_prune_does_not_delete_through_a_symlinked_top_dir(env: Env, tmp_path: Path, where: str) -> None:
+    env.export()
+    outside = tmp_path / "outside"
+    victim = outside / "sha256" / "ab" / ("ab" + "0" * 62)
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"someone else's file")
+    os.rename(os.path.join(env.root, where), tmp_path / "moved")
+    os.symlink(outside, os.path.join(env.root, where))
+    with pytest.raises(ExportError, match="outside"):
+        prune(env.root, env.meta, 0)
+    assert victim.exists()
+
+
+def test_prune_does_not_write_state_through_a_symlink(env: Env, tmp_path: Path) -> None:
+    env.export()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(outside, os.path.join(env.meta, ".fedora-mirror"))
+    with pytest.raises(ExportError, match="outside"):
+        prune(env.root, env.meta, 0)
+    assert _files(outside) == []
