@@ -57,6 +57,20 @@ def syncfs(path: str) -> None:
         os.close(fd)
 
 
+def ensure_inside(path: str, top: str) -> None:
+    """Raise OSError if ``path`` (when it exists) resolves outside ``top`` through a symlink.
+
+    ``top`` itself may be a symlink (``/srv/pub -> /mnt/pub``); a symlinked directory below it
+    would make writes and deletions land outside the tree.
+    """
+    if not os.path.lexists(path):
+        return
+    real_top = os.path.realpath(top)
+    real = os.path.realpath(path)
+    if real != real_top and not real.startswith(real_top.rstrip("/") + "/"):
+        raise OSError(f"{path} resolves to {real}, outside {top}: refusing to go through a symlink")
+
+
 def makedirs(path: str, created: list[str] | None = None, *, durable: bool = True) -> None:
     """Create ``path`` and missing parents with mode 0755 whatever the umask.
 

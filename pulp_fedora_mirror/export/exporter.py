@@ -16,7 +16,15 @@ from typing import Any
 
 from .. import layout
 from . import filelist, metadata, testpoints
-from .atomic import clean_own_temp_files, clean_temp_files, makedirs, read_if_exists, syncfs, write_temp
+from .atomic import (
+    clean_own_temp_files,
+    clean_temp_files,
+    ensure_inside,
+    makedirs,
+    read_if_exists,
+    syncfs,
+    write_temp,
+)
 from .blobs import place_blob
 from .errors import ExportError
 from .lock import tree_lock
@@ -158,10 +166,10 @@ def _ensure_dir_inside(path: str, top: str, created: list[str], *, durable: bool
     metadata subdirectory would make every later write land outside the tree.
     """
     makedirs(path, created, durable=durable)
-    real_top = os.path.realpath(top)
-    real = os.path.realpath(path)
-    if real != real_top and not real.startswith(real_top.rstrip("/") + "/"):
-        raise ExportError(f"{path} resolves to {real}, outside {top}: refusing to write through a symlink")
+    try:
+        ensure_inside(path, top)
+    except OSError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _existing_size(path: str) -> int | None:
