@@ -273,7 +273,8 @@ def test_private_distribution_of_a_version_is_protected(
     api: PulpApi, make_exporter: Any, registry: Registry
 ) -> None:
     """A private distribution serving a *version* of the repository protects it too."""
-    repo = sync_repo(api, registry, "single-docker")
+    # Not single-docker: test_on_demand_content_fails_clearly needs its blobs never downloaded.
+    repo = sync_repo(api, registry, "single-oci")
     base_path = f"private/{uid('v')}"
     dist = api.run(
         api.post(
