@@ -199,6 +199,12 @@ def load_config(
             "no Pulp URL: give --pulp-url, set PULP_URL, or put base_url in ~/.config/fedora-mirror/pulp.toml"
         )
     parts = urllib.parse.urlsplit(str(url))
+    if parts.username is not None or parts.password is not None:
+        # Refused, and not echoed: every later error message quotes the URL.
+        raise PulpConfigError(
+            "the Pulp URL must not contain user:password@; use username/password "
+            "(PULP_USERNAME/PULP_PASSWORD or the config file)"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise PulpConfigError(f"invalid Pulp URL {url!r}: expected http(s)://host[:port]")
     if bool(data.get("client_key")) and not data.get("client_cert"):

@@ -11,6 +11,9 @@ from gettext import gettext as _
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from pulp_container.app.models import ContainerDistribution, ContainerRepository
 from pulpcore.plugin.serializers import (
     DetailRelatedField,
@@ -24,6 +27,10 @@ from rest_framework import serializers
 from pulp_fedora_mirror import layout
 from pulp_fedora_mirror.app.models import DEFAULT_PRUNE_GRACE, MirrorExport, MirrorExporter
 
+#: Longest file name we create from user input, leaving room for the ``.<name>.tmp-<12 hex>``
+#: temp name next to it within the usual 255-byte limit.
+NAME_BYTES_MAX = 255 - len(".") - len(".tmp-") - 12
+
 
 def normalise_base_url(value: str, field: str) -> str:
     """Return ``value`` as an absolute http(s) URL ending in ``/``, or raise a clear 400.
@@ -31,6 +38,11 @@ def normalise_base_url(value: str, field: str) -> str:
     A missing trailing slash is added rather than rejected: crane_fedora appends paths such as
     ``blobs/sha256/…`` to the URL, so ``…/containers`` and ``…/containers/`` can only mean one thing.
     """
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        # urlsplit silently drops tabs and newlines; crane would put them in Location headers.
+        raise serializers.ValidationError(
+            _("{field} must not contain whitespace or control characters").format(field=field)
+        )
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise serializers.ValidationError(
@@ -44,9 +56,30 @@ def normalise_base_url(value: str, field: str) -> str:
         )
     if parts.username or parts.password:
         raise serializers.ValidationError(
-            _("{field} must not contain credentials: '{value}'").format(field=field, value=value)
+            # Not echoed back: the value holds a password.
+            _("{field} must not contain credentials").format(field=field)
         )
     return value if value.endswith("/") else value + "/"
+
+
+class _CheckedHrefMixin:
+    """Reject what pulpcore's href fields would turn into a 500 (non-strings, PRNs of nothing)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("incorrect_type", data_type=type(data).__name__)  # type: ignore[attr-defined]
+        try:
+            return super().to_internal_value(data)  # type: ignore[misc]
+        except (ObjectDoesNotExist, DjangoValidationError, ValueError, TypeError, LookupError):
+            self.fail("does_not_exist")  # type: ignore[attr-defined]
+
+
+class _RepositoryVersionField(_CheckedHrefMixin, RepositoryVersionRelatedField):
+    pass
+
+
+class _RepositoryField(_CheckedHrefMixin, DetailRelatedField):
+    pass
 
 
 class MirrorExporterSerializer(ExporterSerializer):
@@ -77,6 +110,7 @@ class MirrorExporterSerializer(ExporterSerializer):
         help_text=_("Seconds an unreferenced file is kept before prune removes it."),
         required=False,
         min_value=0,
+        max_value=2**31 - 1,  # the column is a (positive) integer: larger is a DB error, a 500
         default=DEFAULT_PRUNE_GRACE,
     )
     allow_protected = serializers.BooleanField(
@@ -85,13 +119,20 @@ class MirrorExporterSerializer(ExporterSerializer):
         default=False,
     )
 
+    @staticmethod
+    def _absolute(value: str, field: str) -> str:
+        """Only an absolute path means the same directory to the API and to the worker."""
+        if not os.path.isabs(value):
+            raise serializers.ValidationError(_("{} must be an absolute path").format(field))
+        return ExporterSerializer.validate_path(value, check_is_dir=True)
+
     def validate_path(self, value: str) -> str:  # type: ignore[override]
         """The tree must lie under ALLOWED_EXPORT_PATHS and be a directory if it exists."""
-        return ExporterSerializer.validate_path(value, check_is_dir=True)
+        return self._absolute(value, "path")
 
     def validate_metadata_path(self, value: str) -> str:
         """Same rule as ``path``: the task writes there as the Pulp user."""
-        return ExporterSerializer.validate_path(value, check_is_dir=True)
+        return self._absolute(value, "metadata_path")
 
     def validate_master_url(self, value: str) -> str:
         return normalise_base_url(value, "master_url")
@@ -106,6 +147,8 @@ class MirrorExporterSerializer(ExporterSerializer):
             layout.filelist_name(value)
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+        if len(os.fsencode(layout.filelist_name(value))) > NAME_BYTES_MAX:
+            raise serializers.ValidationError(_("module name is too long for a file name"))
         return value
 
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -136,10 +179,28 @@ class MirrorExporterSerializer(ExporterSerializer):
         others = MirrorExporter.objects.filter(pulp_domain=get_domain())
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
-        for other in others.only("name", "path", "metadata_path"):
+        for other in others.only("name", "path", "metadata_path", "pulp_domain"):
             op = os.path.realpath(other.path).rstrip("/") + "/"
             om = os.path.realpath(other.metadata_path).rstrip("/") + "/"
-            if (op.startswith(rp) or rp.startswith(op)) and om != rm:
+            tree_overlap = op.startswith(rp) or rp.startswith(op)
+            if (tree_overlap or om.startswith(rm) or rm.startswith(om)) and not self._may_change(other):
+                # Sharing a tree or metadata directory lets this exporter overwrite the other's
+                # metadata and prune its tree: only for users who may change the other one. The
+                # message does not name it (the user may not even see it).
+                raise serializers.ValidationError(
+                    {"path": _("path or metadata_path overlaps those of an exporter you may not change.")}
+                )
+            if op.startswith(rm) or rm.startswith(op) or om.startswith(rp) or rp.startswith(om):
+                # The same rule as for one exporter: metadata is never inside a mirrored tree.
+                raise serializers.ValidationError(
+                    {
+                        "metadata_path": _(
+                            "metadata_path and path must not contain the path or metadata_path of "
+                            "another exporter."
+                        )
+                    }
+                )
+            if tree_overlap and om != rm:
                 raise serializers.ValidationError(
                     {
                         "path": _(
@@ -149,6 +210,19 @@ class MirrorExporterSerializer(ExporterSerializer):
                         ).format(name=other.name, meta=other.metadata_path)
                     }
                 )
+
+    def _may_change(self, other: MirrorExporter) -> bool:
+        """Whether the requesting user holds change_mirrorexporter on ``other``."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if user is None:
+            return True  # not a REST request (shell, migrations): no user to check
+        perm = "fedora_mirror.change_mirrorexporter"
+        return (
+            user.has_perm(perm)
+            or (settings.DOMAIN_ENABLED and user.has_perm(perm, obj=other.pulp_domain))
+            or user.has_perm(perm, other)
+        )
 
     class Meta:
         model = MirrorExporter
@@ -177,12 +251,12 @@ def default_name(repository: ContainerRepository) -> str:
 class MirrorExportSerializer(ExportSerializer):
     """Export request (write) and export record (read)."""
 
-    repository_version = RepositoryVersionRelatedField(
+    repository_version = _RepositoryVersionField(
         help_text=_("A container repository version to export. Give this or 'repository'."),
         required=False,
         write_only=True,
     )
-    repository = DetailRelatedField(
+    repository = _RepositoryField(
         help_text=_(
             "A container repository whose latest version is exported. Give this or 'repository_version'."
         ),
@@ -239,6 +313,10 @@ class MirrorExportSerializer(ExportSerializer):
                         "[a-z0-9] separated by '.', '_', '__', '-' or '/')."
                     ).format(name)
                 }
+            )
+        if any(len(c) + len(".json") > NAME_BYTES_MAX for c in name.split("/")):
+            raise serializers.ValidationError(
+                {"name": _("A component of '{}' is too long for a metadata file name.").format(name)}
             )
         data["name"] = name
         return data

@@ -124,6 +124,10 @@ class MirrorExporterViewSet(ExporterViewSet, RolesMixin):
     def prune(self, request: Any, pk: str | None = None) -> OperationPostponedResponse:
         """Dispatch ``prune_mirror``; the exporter is exclusive so no export runs meanwhile."""
         exporter = self.get_object()
+        # Prune deletes files: the allowed paths (or a symlink in path) may have changed since the
+        # exporter was created, exactly as for an export.
+        ExporterSerializer.validate_path(exporter.path, check_is_dir=True)
+        ExporterSerializer.validate_path(exporter.metadata_path, check_is_dir=True)
         serializer = MirrorPruneSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         task = dispatch(

@@ -15,6 +15,8 @@ import re
 import secrets
 from collections.abc import Iterator
 
+from ..layout import BLOBS_DIR, MANIFESTS_DIR
+
 FILE_MODE = 0o644
 DIR_MODE = 0o755
 
@@ -53,6 +55,20 @@ def syncfs(path: str) -> None:
             os.sync()
     finally:
         os.close(fd)
+
+
+def ensure_inside(path: str, top: str) -> None:
+    """Raise OSError if ``path`` (when it exists) resolves outside ``top`` through a symlink.
+
+    ``top`` itself may be a symlink (``/srv/pub -> /mnt/pub``); a symlinked directory below it
+    would make writes and deletions land outside the tree.
+    """
+    if not os.path.lexists(path):
+        return
+    real_top = os.path.realpath(top)
+    real = os.path.realpath(path)
+    if real != real_top and not real.startswith(real_top.rstrip("/") + "/"):
+        raise OSError(f"{path} resolves to {real}, outside {top}: refusing to go through a symlink")
 
 
 def makedirs(path: str, created: list[str] | None = None, *, durable: bool = True) -> None:
@@ -149,15 +165,19 @@ def clean_own_temp_files(final: str) -> list[str]:
 
 
 def clean_temp_files(top: str) -> list[str]:
-    """Remove temp files left by a crashed run anywhere under ``top``; return their paths.
+    """Remove temp files left by a crashed run in ``top`` and its blobs/manifests subtrees.
 
     Only names matching :data:`TEMP_RE` are removed, so unrelated dot-files survive. Called with
-    the tree lock held, so no live writer owns them.
+    the tree lock held, so no live writer owns them. Other subdirectories are left alone: a
+    nested tree there has its own lock and may have a writer filling its temp files right now.
     """
     removed: list[str] = []
     if not os.path.isdir(top):
         return removed
-    for dirpath, _dirnames, filenames in os.walk(top):
+    walks = [(top, [], sorted(f for f in os.listdir(top) if os.path.isfile(os.path.join(top, f))))]
+    for kind in (BLOBS_DIR, MANIFESTS_DIR):
+        walks.extend(os.walk(os.path.join(top, kind)))
+    for dirpath, _dirnames, filenames in walks:
         for fn in filenames:
             if TEMP_RE.match(fn):
                 p = os.path.join(dirpath, fn)

@@ -16,11 +16,20 @@ from typing import Any
 
 from .. import layout
 from . import filelist, metadata, testpoints
-from .atomic import clean_own_temp_files, clean_temp_files, makedirs, read_if_exists, syncfs, write_temp
+from .atomic import (
+    clean_own_temp_files,
+    clean_temp_files,
+    ensure_inside,
+    makedirs,
+    read_if_exists,
+    syncfs,
+    write_temp,
+)
 from .blobs import place_blob
 from .errors import ExportError
 from .lock import tree_lock
 from .manifests import ParsedManifest, check_digest, parse_manifest
+from .prune import forget_referenced
 from .source import BlobSource, ExportSummary, ExportTarget, Progress, RepositorySource
 
 log = logging.getLogger(__name__)
@@ -150,6 +159,19 @@ class _Run:
                 pass  # not empty: another repository's files live there
 
 
+def _ensure_dir_inside(path: str, top: str, created: list[str], *, durable: bool = False) -> None:
+    """``makedirs(path)``, then refuse if a symlink below ``top`` leads it elsewhere.
+
+    ``top`` itself may be a symlink (``/srv/pub -> /mnt/pub``); a symlinked ``blobs/``, shard or
+    metadata subdirectory would make every later write land outside the tree.
+    """
+    makedirs(path, created, durable=durable)
+    try:
+        ensure_inside(path, top)
+    except OSError as exc:
+        raise ExportError(str(exc)) from None
+
+
 def _existing_size(path: str) -> int | None:
     try:
         return os.lstat(path).st_size
@@ -176,7 +198,7 @@ def _publish_blobs(
             continue
         shard = os.path.dirname(dest)
         if shard not in shards:
-            makedirs(shard, run.dirs, durable=False)
+            _ensure_dir_inside(shard, root, run.dirs)
             shards.add(shard)
         how = place_blob(src, dest, hardlink=target.hardlink, replacing=size is not None)
         if size is None:
@@ -227,7 +249,7 @@ def _publish_manifests(
             if size == m.size:
                 progress.advance("manifests")
                 continue
-            makedirs(os.path.dirname(dest), run.dirs, durable=False)
+            _ensure_dir_inside(os.path.dirname(dest), root, run.dirs)
             if m.path and target.hardlink:
                 # Same bytes on disk (an OCI layout): link like a blob, hash-checked, no new data.
                 place_blob(
@@ -358,6 +380,7 @@ def export_repository(
                 preexisting = _publish_blobs(plan, root, target, run, summary, prog)
                 _publish_manifests(plan, root, target, run, summary, prog)
                 prog.start("metadata", "Writing metadata", 1)
+                _ensure_dir_inside(os.path.dirname(meta_path), metadata_dir, run.dirs, durable=True)
                 previous = metadata.load(meta_path)
                 doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id)
                 summary.metadata_changed = metadata.write_if_changed(meta_path, doc, previous)
@@ -369,6 +392,14 @@ def export_repository(
             if summary.metadata_changed:
                 summary.files_written += 1
                 testpoints.reached("metadata")
+            # Referenced again: a later prune's grace starts over for these files. The metadata is
+            # published already, so a failure here is a warning, not a failed export.
+            try:
+                rels = {layout.blob_path(d) for d in plan.blobs}
+                rels |= {layout.manifest_path(d) for d in plan.manifests}
+                forget_referenced(metadata_dir, rels)
+            except OSError as exc:
+                log.warning("could not update the prune state in %s: %s", metadata_dir, exc)
             prog.advance("metadata")
             prog.finish("metadata")
             prog.start("filelist", "Updating the file list", 1)

@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..layout import filelist_name
+from ..layout import BLOBS_DIR, MANIFESTS_DIR, filelist_name
 from . import filelist
-from .atomic import clean_temp_files, makedirs, read_if_exists, write_bytes
+from .atomic import clean_temp_files, ensure_inside, makedirs, read_if_exists, write_bytes
 from .errors import ExportError
 from .lock import tree_lock
 from .metadata import STATE_DIR, iso_utc
@@ -55,6 +55,28 @@ def _load_state(path: str) -> dict[str, float]:
         raise ExportError(f"prune state {path} is unreadable ({exc}); fix or remove it") from None
 
 
+def forget_referenced(metadata_dir: str, rels: set[str]) -> int:
+    """Drop ``rels`` (tree paths an export just referenced) from the prune state; return how many.
+
+    A file's grace counts from the *last* time metadata referenced it: without this, a file
+    unreferenced, referenced again and unreferenced again between two prunes kept its first
+    sighting and was deleted too early. Called by an export under the tree lock; never raises
+    for an unreadable state (prune reports that itself).
+    """
+    ensure_inside(os.path.join(metadata_dir, STATE_DIR), metadata_dir)
+    state_path = os.path.join(metadata_dir, STATE_DIR, STATE_FILE)
+    try:
+        state = _load_state(state_path)
+    except ExportError:
+        return 0
+    kept = {rel: first for rel, first in state.items() if rel not in rels}
+    if len(kept) == len(state):
+        return 0
+    doc = {"first_unreferenced": dict(sorted(kept.items())), "version": 1}
+    write_bytes(state_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    return len(state) - len(kept)
+
+
 def prune(
     root: str,
     metadata_dir: str,
@@ -81,6 +103,12 @@ def prune(
     state_path = os.path.join(state_dir, STATE_FILE)
     summary = PruneSummary(dry_run=dry_run)
     with tree_lock(root):
+        try:
+            for kind in (BLOBS_DIR, MANIFESTS_DIR):
+                ensure_inside(os.path.join(root, kind), root)
+            ensure_inside(state_dir, metadata_dir)
+        except OSError as exc:
+            raise ExportError(str(exc)) from None
         # Read the references with the lock held: an export in progress publishes metadata last,
         # so files it just created are referenced by the time we can take the lock.
         refs = referenced(metadata_dir)

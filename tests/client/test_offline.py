@@ -166,3 +166,13 @@ def test_progress_bar_on_a_tty() -> None:
     assert "[###############...............] 2/4" in text
     assert "[##############################] 4/4" in text
     assert text.endswith("\n")
+
+
+@pytest.mark.parametrize("scheme", ["http", "ftp"])
+def test_password_in_pulp_url_is_never_printed(closed_url, scheme) -> None:
+    """A URL with user:password@ is refused, and no error message repeats the password."""
+    url = closed_url.replace("http://", f"{scheme}://bodhi:s3cret-pw@")
+    with pytest.raises(PulpConfigError) as info:
+        PulpClient(base_url=url, env={}).find_repository("x")
+    assert "s3cret-pw" not in str(info.value)
+    assert "username" in str(info.value) or "invalid Pulp URL" in str(info.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,29 @@ def test_shared_tree_needs_shared_metadata(
     third = make_exporter(path=str(export_dirs[0].parent / "t3"), metadata_path=str(other_meta))
     resp = api.patch(third["pulp_href"], {"path": first["path"]})
     assert resp.status_code == 400 and "overlaps the tree" in resp.text
+
+
+def test_metadata_of_one_exporter_never_inside_the_tree_of_another(
+    api: PulpApi, make_exporter: Any, export_dirs: tuple[Path, Path]
+) -> None:
+    """Metadata is never mirrored (docs/layout.md §1), whichever exporter the tree belongs to."""
+    tree, meta = export_dirs
+    make_exporter()  # tree: base/containers, metadata: base/metadata
+    base = tree.parent
+    # A tree that is, or lies inside, the first exporter's metadata directory.
+    for path in (meta, meta / "sub"):
+        err = _bad(api, export_dirs, path=str(path), metadata_path=str(base / "m2"))
+        assert "must not contain" in str(err)
+    # A metadata directory inside the first exporter's tree.
+    err = _bad(api, export_dirs, path=str(base / "t2"), metadata_path=str(tree / "meta"))
+    assert "must not contain" in str(err)
+
+
+def test_relative_paths_are_refused(api: PulpApi, export_dirs: tuple[Path, Path], pulp: PulpServer) -> None:
+    """A relative path passes pulpcore's check relative to the API's cwd, but the worker resolves
+    it against its own cwd: only absolute paths mean the same directory to both."""
+    tree, meta = export_dirs
+    rel_tree = os.path.relpath(tree, pulp.state_dir)
+    rel_meta = os.path.relpath(meta, pulp.state_dir)
+    assert "path" in _bad(api, export_dirs, path=rel_tree)
+    assert "metadata_path" in _bad(api, export_dirs, metadata_path=rel_meta)

@@ -267,3 +267,34 @@ def test_repositories_share_one_tree(
     meta = Path(exp["metadata_path"])
     assert (meta / "a" / "multi.json").is_file() and (meta / "b" / "single.json").is_file()
     assert verify(exp["path"], str(meta)).ok
+
+
+def test_private_distribution_of_a_version_is_protected(
+    api: PulpApi, make_exporter: Any, registry: Registry
+) -> None:
+    """A private distribution serving a *version* of the repository protects it too."""
+    # Not single-docker: test_on_demand_content_fails_clearly needs its blobs never downloaded.
+    repo = sync_repo(api, registry, "single-oci")
+    base_path = f"private/{uid('v')}"
+    dist = api.run(
+        api.post(
+            "distributions/container/container/",
+            {
+                "name": uid("dist"),
+                "base_path": base_path,
+                "repository_version": repo.version_href,
+                "private": True,
+            },
+        )
+    )["created_resources"][0]
+    try:
+        exp = make_exporter()
+        task = api.run(
+            api.post(exp["pulp_href"] + "exports/", {"repository": repo.href, "name": "pub/leak"}),
+            check=False,
+        )
+        assert task["state"] == "failed", "a privately distributed version went into the mirror"
+        assert "protected" in task["error"]["description"]
+        assert not any(Path(exp["metadata_path"]).rglob("*.json"))
+    finally:
+        api.run(api.delete(dist))

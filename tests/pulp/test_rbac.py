@@ -125,3 +125,58 @@ def test_owner_exports_only_repositories_it_may_view(
     assert task["state"] == "completed"
     assert creator.ok(creator.get(exp["pulp_href"] + "exports/"), 200)["count"] == 1
     creator.run(creator.delete(exp["pulp_href"]))
+
+
+def test_creator_cannot_take_over_another_users_tree(
+    api: PulpApi, make_user: Callable[..., PulpApi], export_dirs: tuple[Path, Path]
+) -> None:
+    """A second creator may not point an exporter at a tree or metadata directory it cannot change.
+
+    Otherwise it could export its own images under the first owner's registry names (overwriting
+    their metadata) or prune that tree with prune_grace 0, and the error must not name the other
+    exporter either.
+    """
+    alice = make_user(ROLES[0])
+    mine = alice.ok(alice.post(EXPORTERS, _body(export_dirs)), 201)
+    mallory = make_user(ROLES[0])
+    resp = mallory.post(EXPORTERS, _body(export_dirs))  # same tree, same metadata
+    assert resp.status_code == 400, resp.text
+    assert mine["name"] not in resp.text
+    # Only the metadata directory (own tree): would let it replace alice's metadata files.
+    body = _body(export_dirs)
+    body["path"] = str(export_dirs[0].parent / "mallory-tree")
+    resp = mallory.post(EXPORTERS, body)
+    assert resp.status_code == 400, resp.text
+    assert mine["name"] not in resp.text
+    # Alice herself (owner of the first) may still share her tree.
+    second = alice.ok(alice.post(EXPORTERS, _body(export_dirs)), 201)
+    alice.run(alice.delete(second["pulp_href"]))
+    alice.run(alice.delete(mine["pulp_href"]))
+
+
+def test_export_records_of_another_exporter_not_reachable_through_own(
+    api: PulpApi,
+    make_user: Callable[..., PulpApi],
+    make_exporter: Any,
+    export_dirs: tuple[Path, Path],
+    synced_repo: Any,
+) -> None:
+    """An owner's exporter URL does not reach (read or delete) another exporter's export records."""
+    admin_exp = make_exporter()
+    api.run(
+        api.post(
+            admin_exp["pulp_href"] + "exports/",
+            {"repository_version": synced_repo.version_href, "name": "rbac/other"},
+        )
+    )
+    record = api.ok(api.get(admin_exp["pulp_href"] + "exports/"), 200)["results"][0]
+    record_id = record["pulp_href"].rstrip("/").rsplit("/", 1)[1]
+    creator = make_user(ROLES[0])
+    body = _body(export_dirs)
+    body["path"], body["metadata_path"] = str(export_dirs[0].parent / "c"), str(export_dirs[0].parent / "m")
+    mine = creator.ok(creator.post(EXPORTERS, body), 201)
+    via_mine = f"{mine['pulp_href']}exports/{record_id}/"
+    assert creator.get(via_mine).status_code == 404
+    assert creator.delete(via_mine).status_code == 404
+    assert api.get(record["pulp_href"]).status_code == 200
+    creator.run(creator.delete(mine["pulp_href"]))

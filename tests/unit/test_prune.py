@@ -116,3 +116,17 @@ def test_zero_grace_deletes_at_first_sighting_and_logs_it(env: Env) -> None:
     assert {e["unreferenced_since"] for e in log} == {e["time"] for e in log}
     # nothing is left waiting, so there is no state to keep
     assert not os.path.exists(os.path.join(env.meta, ".fedora-mirror", "prune-state.json"))
+
+
+def test_referenced_again_between_prunes_restarts_the_grace(env: Env) -> None:
+    """Unreferenced, referenced again, unreferenced again with no prune in between: the grace
+    counts from the last time metadata referenced the file, not from the first sighting."""
+    env.export()
+    gone = _shrink(env)
+    prune(env.root, env.meta, 7 * DAY, now=T0)  # first sighting at T0
+    env.export()  # referenced again (a mirror may sync this metadata now)
+    assert prune(env.root, env.meta, 7 * DAY, dry_run=True, now=T0 + 3 * DAY).unreferenced == 0
+    _shrink(env)  # and unreferenced again, with no prune run while it was referenced
+    s = prune(env.root, env.meta, 7 * DAY, now=T0 + 7 * DAY)
+    assert s.deleted == [], "deleted files that were referenced a moment ago"
+    assert set(s.waiting) == gone

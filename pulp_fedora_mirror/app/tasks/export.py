@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from django.db.models import Q
 from pulp_container.app.models import Blob, ContainerDistribution, Manifest, Tag
 from pulpcore.plugin.constants import TASK_STATES
 from pulpcore.plugin.models import (
@@ -163,7 +164,10 @@ def build_source(
             "be exported: sync with policy 'immediate' first"
         )
 
-    protected = ContainerDistribution.objects.filter(repository=repository, private=True).exists()
+    # A private distribution may serve the repository or one of its versions: either protects it.
+    protected = ContainerDistribution.objects.filter(
+        Q(repository=repository) | Q(repository_version__repository=repository), private=True
+    ).exists()
     return RepositorySource(
         name=name,
         tags=tags,

@@ -1,0 +1,79 @@
+"""Adversarial input found in review: odd exporter ids and paths repointed after validation."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.pulp import PulpServer
+from tests.pulp.client import PulpApi
+from tests.pulp.conftest import EXPORTERS, SyncedRepo, uid
+
+
+@pytest.fixture
+def plain_user(api: PulpApi, pulp: PulpServer) -> Iterator[PulpApi]:
+    """A user without any role."""
+    name, password = uid("user"), secrets.token_urlsafe(16)
+    user = api.ok(api.post("users/", {"username": name, "password": password}), 201)
+    yield PulpApi(pulp.base_url, name, password)
+    api.delete(user["pulp_href"])
+
+
+@pytest.mark.parametrize("pk", ["not-a-uuid", "1", "00000000-0000-0000-0000-000000000000"])
+def test_nested_exports_with_odd_exporter_id(api: PulpApi, plain_user: PulpApi, pk: str) -> None:
+    """A malformed exporter id in the URL is a 404 (or 403), never a 500, for any user."""
+    href = f"{EXPORTERS}{pk}/exports/"
+    for client in (api, plain_user):
+        assert client.get(href).status_code in (403, 404), (client.s.auth[0], pk)
+        assert client.post(href, {"repository": "x"}).status_code in (400, 403, 404), (client.s.auth[0], pk)
+
+
+@pytest.fixture
+def outside_dir() -> Iterator[Path]:
+    """A directory outside ALLOWED_EXPORT_PATHS."""
+    with tempfile.TemporaryDirectory(prefix="outside-") as d:
+        yield Path(d)
+
+
+def test_prune_revalidates_a_repointed_path(
+    api: PulpApi, make_exporter: Callable[..., Any], export_dirs: tuple[Path, Path], outside_dir: Path
+) -> None:
+    """A symlinked path moved outside ALLOWED_EXPORT_PATHS after creation: prune refuses, like export."""
+    tree, _meta = export_dirs
+    link = tree.parent / "tree-link"
+    os.symlink(tree, link)
+    exp = make_exporter(path=str(link), prune_grace=0)
+    os.unlink(link)
+    os.symlink(outside_dir, link)
+    victim = outside_dir / "blobs" / "sha256" / "ab"
+    victim.mkdir(parents=True)
+    (victim / ("ab" + "0" * 62)).write_bytes(b"not ours")
+    resp = api.post(exp["pulp_href"] + "prune/", {"dry_run": False})
+    if resp.status_code == 202:
+        api.wait_task(resp.json()["task"], check=False)
+    assert (victim / ("ab" + "0" * 62)).exists(), "prune deleted a file outside ALLOWED_EXPORT_PATHS"
+    assert resp.status_code == 400, resp.text
+
+
+def test_export_revalidates_a_repointed_path(
+    api: PulpApi,
+    make_exporter: Callable[..., Any],
+    export_dirs: tuple[Path, Path],
+    outside_dir: Path,
+    synced_repo: SyncedRepo,
+) -> None:
+    tree, _meta = export_dirs
+    link = tree.parent / "tree-link"
+    os.symlink(tree, link)
+    exp = make_exporter(path=str(link))
+    os.unlink(link)
+    os.symlink(outside_dir, link)
+    body = {"repository_version": synced_repo.version_href, "name": "review/x"}
+    assert api.post(exp["pulp_href"] + "exports/", body).status_code == 400
+    assert list(outside_dir.iterdir()) == []

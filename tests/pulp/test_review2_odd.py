@@ -1,0 +1,89 @@
+"""Odd export and exporter requests: every one is a 4xx, never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.pulp.client import PulpApi
+from tests.pulp.conftest import EXPORTERS, SyncedRepo, uid
+
+ZERO = "00000000-0000-0000-0000-000000000000"
+
+
+def test_odd_export_requests(api: PulpApi, make_exporter: Any, synced_repo: SyncedRepo) -> None:
+    href = make_exporter()["pulp_href"] + "exports/"
+    rv = synced_repo.version_href
+    bodies: list[Any] = [
+        {"repository": 123},
+        {"repository": ["x"]},
+        {"repository": {"a": 1}},
+        {"repository_version": 5},
+        {"repository_version": rv + "../"},
+        {"repository_version": rv.replace("/versions/1/", "/versions/999/")},
+        {"repository_version": f"/pulp/api/v3/repositories/file/file/{ZERO}/versions/0/"},
+        {"repository": f"/pulp/api/v3/repositories/file/file/{ZERO}/"},
+        {"repository": "/pulp/api/v3/remotes/container/container/00000000-0000-0000-0000-000000000000/"},
+        {"repository": "/pulp/api/v3/repositories/container/container/not-a-uuid/"},
+        {"repository_version": rv, "name": {"a": 1}},
+        {"repository_version": rv, "name": ["a"]},
+        {"repository_version": rv, "name": "a" * 5000},
+        {"repository_version": rv, "name": "a/" * 200 + "a"},
+        {"repository_version": rv, "name": "../etc"},
+        # valid grammar, but the metadata file's temp name (".<c>.json.tmp-<12>") exceeds NAME_MAX
+        {"repository_version": rv, "name": "fedora/" + "a" * 240},
+        {"repository_version": rv, "name": "a\nb"},
+        {"repository_version": rv, "name": "a\x00b"},
+        {"repository_version": rv, "name": ""},
+        {"repository_version": rv, "repository": synced_repo.href},
+        {"repository": "prn:x"},
+        {"repository": "prn:container.containerrepository:not-a-uuid"},
+        {"repository": "prn:container.containerrepository:00000000-0000-0000-0000-000000000000"},
+        {"repository_version": "prn:core.repositoryversion:00000000-0000-0000-0000-000000000000"},
+        {"repository": "prn:nosuch.model:00000000-0000-0000-0000-000000000000"},
+        [],
+        "x",
+    ]
+    bad = []
+    for body in bodies:
+        resp = api.request("post", href, json=body)
+        if resp.status_code != 400:
+            bad.append((body, resp.status_code, resp.text[:200]))
+    assert bad == [], "\n".join(repr(b)[:250] for b in bad)
+
+
+def test_odd_exporter_requests(api: PulpApi, export_dirs: tuple[Path, Path]) -> None:
+    tree, meta = export_dirs
+    good = {
+        "name": "odd",
+        "path": str(tree),
+        "metadata_path": str(meta),
+        "master_url": "https://dl.example.org/pub/containers/",
+    }
+    overrides: list[dict[str, Any]] = [
+        {"path": "relative/dir"},
+        {"path": str(tree) + "\x00x"},
+        {"path": ["x"]},
+        {"path": str(tree.parent) + "/../../../../etc"},
+        {"metadata_path": "/"},
+        {"master_url": "file:///etc/passwd"},
+        {"master_url": "https://user:pw@dl.example.org/"},
+        {"master_url": "javascript:alert(1)"},
+        {"master_url": "https://"},
+        {"master_url": "https://dl.example.org/a b/"},
+        {"master_url": "https://dl.example.org/\n/"},
+        {"mirror_url": "ftp://x.example.org/"},
+        {"module": "../x"},
+        {"module": "a" * 5000},
+        {"prune_grace": 2**63},
+        {"prune_grace": "x"},
+        {"allow_protected": "maybe"},
+    ]
+    bad = []
+    for o in overrides:
+        resp = api.request("post", EXPORTERS, json={**good, "name": uid("odd"), **o})
+        if resp.status_code == 201:
+            api.run(api.delete(resp.json()["pulp_href"]))
+        if resp.status_code != 400 or "pw@" in resp.text:
+            bad.append((o, resp.status_code, resp.text[:200]))
+    assert bad == [], "\n".join(repr(b)[:250] for b in bad)
