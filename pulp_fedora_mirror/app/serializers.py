@@ -119,6 +119,25 @@ class MirrorExporterSerializer(ExporterSerializer):
         default=False,
     )
 
+    def validate_allow_protected(self, value: bool) -> bool:
+        """Only an administrator may let protected content into a mirrored (public) tree.
+
+        Protected means served by a private distribution: an exporter owner who may view such a
+        repository must still not be able to publish it to every mirror by flipping this flag.
+        Keeping a value an administrator already set needs nothing. Checked where there is a
+        request: updates are re-validated inside their task, which has no user, after the API
+        already checked the one who asked.
+        """
+        already = bool(self.instance is not None and getattr(self.instance, "allow_protected", False))
+        request = self.context.get("request")
+        if request is None:
+            return value
+        if value and not already and not getattr(request.user, "is_superuser", False):
+            raise serializers.ValidationError(
+                _("Only an administrator may allow protected repositories into a mirrored tree.")
+            )
+        return value
+
     @staticmethod
     def _absolute(value: str, field: str) -> str:
         """Only an absolute path means the same directory to the API and to the worker."""

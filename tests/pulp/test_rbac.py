@@ -180,3 +180,25 @@ def test_export_records_of_another_exporter_not_reachable_through_own(
     assert creator.delete(via_mine).status_code == 404
     assert api.get(record["pulp_href"]).status_code == 200
     creator.run(creator.delete(mine["pulp_href"]))
+
+
+def test_only_an_admin_lets_protected_content_into_a_tree(
+    api: PulpApi, make_user: Callable[..., PulpApi], export_dirs: tuple[Path, Path]
+) -> None:
+    """An exporter owner may view a private repository, but publishing it to every mirror is an
+    administrator's decision: turning ``allow_protected`` on needs a superuser."""
+    creator = make_user(ROLES[0])
+    resp = creator.post(EXPORTERS, {**_body(export_dirs), "allow_protected": True})
+    assert resp.status_code == 400, resp.text
+    assert "Only an administrator" in resp.json()["allow_protected"][0]
+    exp = creator.ok(creator.post(EXPORTERS, _body(export_dirs)), 201)
+    resp = creator.patch(exp["pulp_href"], {"allow_protected": True})
+    assert resp.status_code == 400 and "Only an administrator" in resp.text
+    # an administrator may; the owner may then change other fields (keeping the flag) as before
+    api.run(api.patch(exp["pulp_href"], {"allow_protected": True}))
+    assert api.ok(api.get(exp["pulp_href"]), 200)["allow_protected"] is True
+    full = {**_body(export_dirs), "name": exp["name"], "allow_protected": True, "prune_grace": 5}
+    creator.run(creator.request("PUT", exp["pulp_href"], json=full))
+    got = api.ok(api.get(exp["pulp_href"]), 200)
+    assert got["allow_protected"] is True and got["prune_grace"] == 5
+    creator.run(creator.delete(exp["pulp_href"]))
