@@ -26,6 +26,13 @@ def _export(api: PulpApi, exporter: dict[str, Any], **body: Any) -> tuple[dict[s
     return task, api.ok(api.get(hrefs[0]), 200)
 
 
+def _distribution(api: PulpApi, base_path: str, **serves: Any) -> str:
+    """Create a container distribution at ``base_path`` (``serves``: repository or
+    repository_version, and ``private``); return its href."""
+    body = {"name": uid("dist"), "base_path": base_path, **serves}
+    return api.run(api.post("distributions/container/container/", body))["created_resources"][0]
+
+
 def _tree_snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     """path -> (inode, size, mtime_ns) of every file, to prove a no-op export touched nothing."""
     out = {}
@@ -143,16 +150,7 @@ def test_export_latest_with_distribution_name(api: PulpApi, make_exporter: Any, 
     synced_repo = sync_repo(api, registry, "multi-oci")
     exp = make_exporter()
     base_path = f"fedora/{uid('dist')}"
-    dist = api.run(
-        api.post(
-            "distributions/container/container/",
-            {
-                "name": uid("dist"),
-                "base_path": base_path,
-                "repository": synced_repo.href,
-            },
-        )
-    )["created_resources"][0]
+    dist = _distribution(api, base_path, repository=synced_repo.href)
     try:
         _task, record = _export(api, exp, repository=synced_repo.href)
         assert record["params"]["name"] == base_path
@@ -176,17 +174,7 @@ def test_private_distribution_is_protected(api: PulpApi, make_exporter: Any, reg
     """A repository served by a private distribution is refused unless allow_protected."""
     synced_repo = sync_repo(api, registry, "multi-oci")
     base_path = f"private/{uid('p')}"
-    dist = api.run(
-        api.post(
-            "distributions/container/container/",
-            {
-                "name": uid("dist"),
-                "base_path": base_path,
-                "repository": synced_repo.href,
-                "private": True,
-            },
-        )
-    )["created_resources"][0]
+    dist = _distribution(api, base_path, repository=synced_repo.href, private=True)
     try:
         exp = make_exporter()
         task = api.run(
@@ -276,17 +264,7 @@ def test_private_distribution_of_a_version_is_protected(
     # Not single-docker: test_on_demand_content_fails_clearly needs its blobs never downloaded.
     repo = sync_repo(api, registry, "single-oci")
     base_path = f"private/{uid('v')}"
-    dist = api.run(
-        api.post(
-            "distributions/container/container/",
-            {
-                "name": uid("dist"),
-                "base_path": base_path,
-                "repository_version": repo.version_href,
-                "private": True,
-            },
-        )
-    )["created_resources"][0]
+    dist = _distribution(api, base_path, repository_version=repo.version_href, private=True)
     try:
         exp = make_exporter()
         task = api.run(
