@@ -10,8 +10,10 @@ import re
 from pathlib import PurePosixPath
 
 #: Metadata files written by the exporter carry these markers (Pulp 2 used versions 1-4).
+#: Version 6 is version 5 plus optional keys (docs/layout.md §4.1); both are read, 6 is written.
 METADATA_TYPE = "fedora-mirror"
-METADATA_VERSION = 5
+METADATA_VERSION = 6
+READABLE_VERSIONS = (5, 6)
 
 #: Every pattern ends in ``\Z``, not ``$``: ``$`` also matches before a trailing newline, which let
 #: ``latest%0a`` through as a tag and into a redirect's ``Location`` header.

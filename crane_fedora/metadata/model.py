@@ -34,7 +34,7 @@ class Manifest:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class NativeRepo:
-    """A ``fedora-mirror`` version 5 repository."""
+    """A ``fedora-mirror`` version 5 or 6 repository."""
 
     name: str
     path: str

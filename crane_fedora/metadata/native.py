@@ -1,4 +1,4 @@
-"""Parse and verify a native ``fedora-mirror`` version 5 file (``docs/layout.md`` §4)."""
+"""Parse and verify a native ``fedora-mirror`` version 5 or 6 file (``docs/layout.md`` §4)."""
 
 from __future__ import annotations
 

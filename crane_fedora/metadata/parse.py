@@ -8,7 +8,7 @@ from crane_fedora.config import Config
 from crane_fedora.metadata.model import MetadataError, Repo, require
 from crane_fedora.metadata.native import parse_native
 from crane_fedora.metadata.pulp2 import parse_pulp2
-from pulp_fedora_mirror.layout import METADATA_TYPE, METADATA_VERSION
+from pulp_fedora_mirror.layout import METADATA_TYPE, READABLE_VERSIONS
 
 
 class SkipFile(Exception):
@@ -25,8 +25,8 @@ def parse_bytes(data: bytes, path: str, config: Config) -> Repo:
     version = doc.get("version")
     if doc.get("type") == METADATA_TYPE:
         require(
-            version == METADATA_VERSION,
-            f"type {METADATA_TYPE!r} needs version {METADATA_VERSION}, got {version!r}",
+            version in READABLE_VERSIONS and not isinstance(version, bool),
+            f"type {METADATA_TYPE!r} needs version 5 or 6, got {version!r}",
         )
         return parse_native(doc, path, config)
     require(

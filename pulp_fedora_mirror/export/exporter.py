@@ -290,7 +290,7 @@ def build_metadata(
     now: float,
     export_id: str | None,
 ) -> dict[str, Any]:
-    """The version-5 document of docs/layout.md §4."""
+    """The version-6 document of docs/layout.md §4."""
     prev_blobs = (previous or {}).get("blobs") or {}
     blobs: dict[str, Any] = {}
     for digest, src in plan.blobs.items():

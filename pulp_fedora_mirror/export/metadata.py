@@ -1,4 +1,4 @@
-"""The per-repository crane_fedora document ("version 5", docs/layout.md §4): build, load, write.
+"""The per-repository crane_fedora document ("version 6", docs/layout.md §4): build, load, write.
 
 The document changes only when the repository changes: ``published`` times are carried over from
 the previous file, and the ``export`` provenance block alone never causes a rewrite. That keeps an
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ..layout import METADATA_TYPE, METADATA_VERSION
+from ..layout import METADATA_TYPE, READABLE_VERSIONS
 from .atomic import makedirs, read_if_exists, write_bytes
 from .errors import ExportError
 
@@ -31,15 +31,15 @@ def dumps(doc: dict[str, Any]) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def is_v5(doc: Any) -> bool:
-    """True for documents written by this exporter (and not Pulp 2 Crane files)."""
+def is_native(doc: Any) -> bool:
+    """True for documents written by this exporter, any readable version (not Pulp 2 Crane files)."""
     if not isinstance(doc, dict):
         return False
-    return doc.get("type") == METADATA_TYPE and doc.get("version") == METADATA_VERSION
+    return doc.get("type") == METADATA_TYPE and doc.get("version") in READABLE_VERSIONS
 
 
 def load(path: str) -> dict[str, Any] | None:
-    """The version-5 document at ``path``, or None if absent, unreadable or of another kind."""
+    """The native (version 5 or 6) document at ``path``, or None if absent, unreadable or of another kind."""
     raw = read_if_exists(path)
     if raw is None:
         return None
@@ -47,11 +47,11 @@ def load(path: str) -> dict[str, Any] | None:
         doc = json.loads(raw)
     except ValueError:
         return None
-    return doc if is_v5(doc) else None
+    return doc if is_native(doc) else None
 
 
 def iter_all(metadata_dir: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every version-5 document under ``metadata_dir`` (dot-names skipped, like crane_fedora)."""
+    """Every native (version 5 or 6) document under ``metadata_dir`` (dot-names skipped, like crane_fedora)."""
     for dirpath, dirnames, filenames in os.walk(metadata_dir):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fn in sorted(filenames):
@@ -65,7 +65,7 @@ def iter_all(metadata_dir: str) -> Iterator[tuple[str, dict[str, Any]]]:
                 doc = json.loads(raw)
             except ValueError as exc:
                 raise ExportError(f"metadata file {path} is not valid JSON ({exc})") from None
-            if is_v5(doc):
+            if is_native(doc):
                 yield path, doc
 
 

@@ -53,7 +53,7 @@ def _sha256(path: str) -> str:
 
 
 def referenced(metadata_dir: str) -> dict[str, int]:
-    """Relative tree path -> expected size, over every version-5 metadata file."""
+    """Relative tree path -> expected size, over every native (version 5 or 6) metadata file."""
     refs: dict[str, int] = {}
     for _path, doc in iter_all(metadata_dir):
         for digest, info in (doc.get("blobs") or {}).items():

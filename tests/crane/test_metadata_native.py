@@ -51,7 +51,8 @@ def _first_manifest(x: dict) -> dict:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda x: x.update(version=6), "needs version 5"),
+        (lambda x: x.update(version=7), "needs version 5 or 6"),
+        (lambda x: x.update(version=True), "needs version 5 or 6"),
         (lambda x: x.update({"repo-registry-id": "Bad/Name"}), "invalid repo-registry-id"),
         (lambda x: x.update(protected="yes"), "protected"),
         (lambda x: x["urls"].update(master="ftp://x/"), "urls.master"),

@@ -1,4 +1,4 @@
-"""Registry API for native version 5 repositories, through both the fast path and Flask."""
+"""Registry API for native version 5 and 6 repositories, through both the fast path and Flask."""
 
 from __future__ import annotations
 

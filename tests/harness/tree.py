@@ -1,4 +1,4 @@
-"""Write a mirror tree and version-5 metadata for the fixture images, straight from the contract.
+"""Write a mirror tree and native metadata for the fixture images, straight from the contract.
 
 Why a second writer next to the exporter: crane_fedora's real-client tests and the mirror-lag
 scenario need a tree whose every byte is known in advance, independent of the exporter (so a bug
@@ -34,7 +34,7 @@ def metadata_for(
     published: int,
     protected: bool = False,
 ) -> dict[str, object]:
-    """The version-5 metadata document of one fixture image as its own repository."""
+    """The native metadata document of one fixture image as its own repository."""
     manifests: dict[str, object] = {}
     for d, m in image.manifests.items():
         entry: dict[str, object] = {"mediaType": m.media_type, "size": m.size, "body": m.body.decode("utf-8")}

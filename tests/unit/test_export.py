@@ -72,7 +72,7 @@ def test_metadata_document(env: Env) -> None:
     doc = json.loads(raw)
     # keys sorted on disk
     assert raw == json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
-    assert doc["type"] == "fedora-mirror" and doc["version"] == 5
+    assert doc["type"] == "fedora-mirror" and doc["version"] == 6
     assert doc["repo-registry-id"] == "fedora/busybox"
     assert doc["protected"] is False
     assert doc["urls"] == {"master": MASTER, "mirror": MIRROR}
