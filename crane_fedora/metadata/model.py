@@ -15,10 +15,33 @@ NATIVE = "native"
 PULP2 = "pulp2"
 
 
-class Manifest:
-    """One stored manifest: exact body bytes plus the headers a response needs."""
+_EMPTY: MappingProxyType = MappingProxyType({})
 
-    __slots__ = ("body", "children", "default_child", "digest", "etag", "length", "media_type")
+
+class Manifest:
+    """One stored manifest: exact body bytes plus the headers a response needs.
+
+    The version-6 facts (docs/layout.md §4.1) are attributes with empty defaults, so a manifest read
+    from a version-5 file simply has no platform, labels, signatures or subject.
+    """
+
+    __slots__ = (
+        "annotations",
+        "artifact_type",
+        "blobs",
+        "body",
+        "children",
+        "created",
+        "default_child",
+        "digest",
+        "etag",
+        "labels",
+        "length",
+        "media_type",
+        "platform",
+        "signatures",
+        "subject",
+    )
 
     def __init__(self, digest: str, media_type: str, body: bytes, children: tuple = ()) -> None:
         self.digest = digest
@@ -30,6 +53,20 @@ class Manifest:
         self.children = children
         #: the child for the configured default platform, filled by the parser (lists only)
         self.default_child: Manifest | None = None
+        #: images: config digest first, then layers (from the metadata's ``blobs``)
+        self.blobs: tuple[str, ...] = ()
+        #: version 6: image config os/architecture/variant, or None
+        self.platform: MappingProxyType | None = None
+        #: version 6: image config ``config.Labels`` and the body's ``annotations``
+        self.labels: MappingProxyType = _EMPTY
+        self.annotations: MappingProxyType = _EMPTY
+        #: version 6: the image config's ``created`` (RFC 3339), or None
+        self.created: str | None = None
+        #: version 6: simple-signing signature files in lookaside order (index 1 first)
+        self.signatures: tuple[bytes, ...] = ()
+        #: version 6, OCI 1.1: the ``subject`` descriptor (digest, mediaType, size) and artifactType
+        self.subject: MappingProxyType | None = None
+        self.artifact_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

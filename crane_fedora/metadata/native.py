@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import logging
@@ -39,6 +41,77 @@ def _check_url(value: object, key: str, config: Config) -> str:
     return value
 
 
+_V5_KEYS = frozenset(("mediaType", "size", "body", "manifests", "blobs"))
+
+
+def _string_map(value: object, what: str) -> MappingProxyType:
+    require(
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()),
+        f"{what} must map strings to strings",
+    )
+    assert isinstance(value, dict)
+    return MappingProxyType(value)
+
+
+def _signatures(value: object, digest: str) -> tuple[bytes, ...]:
+    """Signature files in index order; indexes must run 1..n without gaps (the lookaside rule)."""
+    require(isinstance(value, list), f"manifest {digest}: signatures must be a list")
+    assert isinstance(value, list)
+    out = []
+    for n, sig in enumerate(value, 1):
+        require(
+            isinstance(sig, dict) and sig.get("index") == n and isinstance(sig.get("content"), str),
+            f"manifest {digest}: signature {n} must be {{'index': {n}, 'content': base64}}",
+        )
+        try:
+            out.append(base64.b64decode(sig["content"], validate=True))
+        except (binascii.Error, ValueError):
+            raise MetadataError(f"manifest {digest}: signature {n} is not base64") from None
+    return tuple(out)
+
+
+def _descriptor(value: object, digest: str) -> MappingProxyType:
+    require(
+        isinstance(value, dict)
+        and isinstance(value.get("digest"), str)
+        and DIGEST_RE.match(value["digest"])
+        and isinstance(value.get("mediaType"), str)
+        and type(value.get("size")) is int,
+        f"manifest {digest}: subject must be a descriptor with a sha256 digest, mediaType and size",
+    )
+    assert isinstance(value, dict)
+    return MappingProxyType({k: value[k] for k in ("digest", "mediaType", "size")})
+
+
+def _version6(m: Manifest, entry: dict) -> None:
+    """Fill the optional version-6 facts (docs/layout.md §4.1); absent keys keep the defaults."""
+    d = m.digest
+    if "platform" in entry:
+        platform = entry["platform"]
+        require(
+            isinstance(platform, dict)
+            and isinstance(platform.get("os"), str)
+            and isinstance(platform.get("architecture"), str)
+            and isinstance(platform.get("variant", ""), str),
+            f"manifest {d}: platform needs string os and architecture",
+        )
+        m.platform = MappingProxyType(platform)
+    if "labels" in entry:
+        m.labels = _string_map(entry["labels"], f"manifest {d}: labels")
+    if "annotations" in entry:
+        m.annotations = _string_map(entry["annotations"], f"manifest {d}: annotations")
+    if "created" in entry:
+        require(isinstance(entry["created"], str), f"manifest {d}: created must be a string")
+        m.created = entry["created"]
+    if "signatures" in entry:
+        m.signatures = _signatures(entry["signatures"], d)
+    if "subject" in entry:
+        m.subject = _descriptor(entry["subject"], d)
+    if "artifactType" in entry:
+        require(isinstance(entry["artifactType"], str), f"manifest {d}: artifactType must be a string")
+        m.artifact_type = entry["artifactType"]
+
+
 def _manifest(digest: str, entry: object) -> Manifest:
     require(DIGEST_RE.match(digest), f"manifest key {digest!r} is not a sha256 digest")
     require(isinstance(entry, dict), f"manifest {digest} must be an object")
@@ -53,6 +126,7 @@ def _manifest(digest: str, entry: object) -> Manifest:
         "sha256:" + hashlib.sha256(body).hexdigest() == digest, f"manifest {digest}: body digest mismatch"
     )
     children: tuple = ()
+    blob_list: tuple[str, ...] = ()
     if media_type in LIST_TYPES:
         entries = entry.get("manifests")
         require(isinstance(entries, list), f"manifest {digest}: a list needs 'manifests'")
@@ -70,7 +144,12 @@ def _manifest(digest: str, entry: object) -> Manifest:
             isinstance(blobs, list) and all(isinstance(b, str) for b in blobs),
             f"manifest {digest}: an image needs 'blobs'",
         )
-    return Manifest(sys.intern(digest), media_type, body, children)
+        blob_list = tuple(blobs)
+    m = Manifest(sys.intern(digest), media_type, body, children)
+    m.blobs = blob_list
+    if entry.keys() - _V5_KEYS:  # a version-5 entry skips the version-6 checks entirely
+        _version6(m, entry)
+    return m
 
 
 def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:

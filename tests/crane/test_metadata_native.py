@@ -107,3 +107,58 @@ def test_rejected_file_logged_at_load(make_app, data_dir, caplog):
         app = make_app("[mirrors]\nallowed_url_prefixes = https://dl.example.org/\n")
     assert "a/evil" not in app.extensions["crane_fedora"].store.index.repos
     assert any("allowed_url_prefixes" in r.getMessage() for r in caplog.records)
+
+
+def _v6(d: dict) -> dict:
+    d["version"] = 6
+    return d
+
+
+def test_version6_keys_are_read_onto_the_manifest():
+    native, digests = busybox()
+    d = _v6(native.doc())
+    entry = d["manifests"][digests["amd64"]]
+    entry.update(
+        platform={"os": "linux", "architecture": "amd64"},
+        labels={"org.flatpak.ref": "app/org.test.Hello/x86_64/stable"},
+        annotations={"org.opencontainers.image.title": "hello"},
+        created="2026-11-29T01:40:00Z",
+        signatures=[{"index": 1, "content": "c2lnLTE="}, {"index": 2, "content": "c2lnLTI="}],
+        subject={"digest": digests["index"], "mediaType": "application/vnd.oci.image.index.v1+json", "size": 9},
+        artifactType="application/vnd.example+json",
+    )
+    m = parse(d).manifests[digests["amd64"]]
+    assert m.platform == {"os": "linux", "architecture": "amd64"}
+    assert m.labels["org.flatpak.ref"] == "app/org.test.Hello/x86_64/stable"
+    assert m.annotations == {"org.opencontainers.image.title": "hello"}
+    assert m.created == "2026-11-29T01:40:00Z"
+    assert m.signatures == (b"sig-1", b"sig-2")
+    assert m.subject["digest"] == digests["index"] and m.artifact_type == "application/vnd.example+json"
+    assert m.blobs and m.blobs == tuple(entry["blobs"])
+
+
+def test_version5_manifest_has_empty_version6_facts():
+    native, digests = busybox()
+    m = parse(native.doc()).manifests[digests["amd64"]]
+    assert (m.platform, dict(m.labels), dict(m.annotations), m.signatures, m.subject) == (None, {}, {}, (), None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("labels", {"a": 1}, "labels must map strings to strings"),
+        ("annotations", ["x"], "annotations must map strings to strings"),
+        ("platform", {"os": "linux"}, "platform needs string os and architecture"),
+        ("signatures", [{"index": 2, "content": "eA=="}], "signature 1 must be"),
+        ("signatures", [{"index": 1, "content": "not base64!"}], "signature 1 is not base64"),
+        ("subject", {"digest": "sha256:zz", "mediaType": "x", "size": 1}, "subject must be a descriptor"),
+        ("artifactType", 5, "artifactType must be a string"),
+        ("created", 5, "created must be a string"),
+    ],
+)
+def test_version6_bad_keys_reject_the_file(key, value, message):
+    native, digests = busybox()
+    d = _v6(native.doc())
+    d["manifests"][digests["amd64"]][key] = value
+    with pytest.raises(MetadataError, match=re.escape(message)):
+        parse(d)
