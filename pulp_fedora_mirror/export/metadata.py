@@ -51,7 +51,7 @@ def load(path: str) -> dict[str, Any] | None:
 
 
 def iter_all(metadata_dir: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every native (version 5 or 6) document under ``metadata_dir`` (dot-names skipped, like crane_fedora)."""
+    """Every native (version 5 or 6) document under ``metadata_dir`` (dot-names skipped, as crane does)."""
     for dirpath, dirnames, filenames in os.walk(metadata_dir):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for fn in sorted(filenames):

@@ -124,7 +124,11 @@ def test_version6_keys_are_read_onto_the_manifest():
         annotations={"org.opencontainers.image.title": "hello"},
         created="2026-11-29T01:40:00Z",
         signatures=[{"index": 1, "content": "c2lnLTE="}, {"index": 2, "content": "c2lnLTI="}],
-        subject={"digest": digests["index"], "mediaType": "application/vnd.oci.image.index.v1+json", "size": 9},
+        subject={
+            "digest": digests["index"],
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "size": 1,
+        },
         artifactType="application/vnd.example+json",
     )
     m = parse(d).manifests[digests["amd64"]]
@@ -140,7 +144,8 @@ def test_version6_keys_are_read_onto_the_manifest():
 def test_version5_manifest_has_empty_version6_facts():
     native, digests = busybox()
     m = parse(native.doc()).manifests[digests["amd64"]]
-    assert (m.platform, dict(m.labels), dict(m.annotations), m.signatures, m.subject) == (None, {}, {}, (), None)
+    facts = (m.platform, dict(m.labels), dict(m.annotations), m.signatures, m.subject)
+    assert facts == (None, {}, {}, (), None)
 
 
 @pytest.mark.parametrize(
