@@ -226,14 +226,7 @@ def export_to_mirror(
     exporter = MirrorExporter.objects.get(pk=exporter_pk)
     repo_version = RepositoryVersion.objects.select_related("repository").get(pk=repo_version_pk)
     source = build_source(repo_version, name, source_href)
-    target = ExportTarget(
-        root=exporter.path,
-        metadata_dir=exporter.metadata_path,
-        master_url=exporter.master_url,
-        mirror_url=exporter.mirror_url,
-        module=exporter.module,
-        allow_protected=exporter.allow_protected,
-    )
+    target = ExportTarget.from_exporter(exporter)
     params = {"repository_version": source.source, "name": name}
     export = MirrorExport.objects.create(exporter=exporter, params=params, task=Task.current())
     progress = TaskProgress()
