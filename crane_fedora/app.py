@@ -105,10 +105,6 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
     app.register_blueprint(admin_views.bp)
     _install_error_handlers(app)
 
-    @app.before_request
-    def _start_poller() -> None:
-        store.ensure_poller()
-
     @app.after_request
     def _no_html(resp: Response) -> Response:
         # Werkzeug's routing redirects (strict slashes) carry an HTML body: drop it.
@@ -122,8 +118,7 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
             resp.headers.setdefault(*API_HEADER)
         return resp
 
-    if config.fast_path:
-        app.wsgi_app = FastPath(app.wsgi_app, registry)  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(app.wsgi_app, registry, fast=config.fast_path)  # type: ignore[method-assign]
     log.info("crane_fedora ready: %d repositories from %s", len(store.index.repos), store.data_dir)
     return app
 

@@ -14,8 +14,10 @@ import logging
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -30,31 +32,6 @@ DEFAULT_NOTIFY_EXCHANGE = "amq.topic"
 #: AMQP short strings the broker accepts as exchange/queue names (RabbitMQ's rule, ≤ 255 bytes).
 _AMQP_NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,255}\Z")
 _BINDING_WORD_RE = re.compile(r"^(?:[A-Za-z0-9_:-]+|\*|#)\Z")
-
-#: Keys Crane knew that crane_fedora accepts and ignores (the v1 API and its search are gone).
-_IGNORED = {
-    "serve_content": {"content_dir_v1"},
-    "gsa": None,  # None: the whole section
-    "solr": None,
-}
-_KNOWN = {
-    "general": {"debug", "data_dir", "data_dir_polling_interval", "endpoint"},
-    "cdn": {"url_match", "url_replace", "url_auth_secret", "url_auth_ttl", "url_auth_param", "url_auth_algo"},
-    "serve_content": {"enable", "content_dir_v2", "use_x_sendfile"},
-    "mirrors": {"settle_seconds", "allowed_url_prefixes"},
-    "registry": {"catalog", "page_size_max", "default_platform", "fast_path"},
-    "protected": {"dn_header", "trusted_proxies", "allow"},
-    "notifications": {
-        "amqp_url",
-        "topic",
-        "exchange",
-        "queue",
-        "ca_cert",
-        "certfile",
-        "keyfile",
-        "reconnect_max_delay",
-    },
-}
 
 
 class ConfigError(Exception):
@@ -89,94 +66,63 @@ class AllowRule:
         return fnmatch.fnmatchcase(name, self.pattern) and (self.dn == "*" or self.dn == dn)
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
-    """All settings, validated. Defaults are Crane's where Crane had the key."""
-
-    debug: bool = False
-    data_dir: str = DEFAULT_DATA_DIR
-    data_dir_polling_interval: int = 60
-    endpoint: str = ""
-    # [cdn]
-    url_match: str = ""
-    url_replace: str = ""
-    url_auth_secret: bytes | None = None
-    url_auth_ttl: int = 300
-    url_auth_param: str = "_auth_"
-    url_auth_algo: str = "sha256"
-    # [serve_content]
-    serve_content: bool = False
-    content_dir_v2: str = DEFAULT_CONTENT_DIR_V2
-    use_x_sendfile: bool = True
-    # [mirrors]
-    settle_seconds: int = 86400
-    allowed_url_prefixes: tuple[str, ...] = ()
-    # [registry]
-    catalog: bool = True
-    page_size_max: int = 1000
-    default_platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
-    fast_path: bool = True
-    # [protected]
-    dn_header: str = "X-SSL-Client-DN"
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-    allow: tuple[AllowRule, ...] = ()
-    # [notifications]: instant reload from export.complete messages (empty URL = off)
-    notify_amqp_url: str = ""
-    notify_topic: str = DEFAULT_NOTIFY_TOPIC
-    notify_exchange: str = DEFAULT_NOTIFY_EXCHANGE
-    notify_queue: str = ""
-    notify_ca_cert: str = ""
-    notify_certfile: str = ""
-    notify_keyfile: str = ""
-    notify_reconnect_max_delay: int = 30
-
-    @property
-    def dn_environ_key(self) -> str:
-        """WSGI environ key of :attr:`dn_header` (``X-SSL-Client-DN`` → ``HTTP_X_SSL_CLIENT_DN``)."""
-        return "HTTP_" + self.dn_header.upper().replace("-", "_")
+#: A key's parser: ``(value, "[section] key")`` → the typed value, or :class:`ConfigError`.
+#: It is called only with a non-empty, stripped value (a missing or empty key takes the default).
+Parser = Callable[[str, str], Any]
 
 
-def _bool(cp: configparser.ConfigParser, section: str, key: str, default: bool) -> bool:
-    if not cp.has_option(section, key):
-        return default
-    raw = cp.get(section, key).strip()
-    if raw == "":
-        return default
+def _text(raw: str, where: str) -> str:
+    return raw
+
+
+def _boolean(raw: str, where: str) -> bool:
     try:
-        return cp.getboolean(section, key)
-    except ValueError:
-        raise ConfigError(f"[{section}] {key}: not a boolean: {raw!r}") from None
+        return configparser.ConfigParser.BOOLEAN_STATES[raw.lower()]
+    except KeyError:
+        raise ConfigError(f"{where}: not a boolean: {raw!r}") from None
 
 
-def _int(cp: configparser.ConfigParser, section: str, key: str, default: int, minimum: int = 0) -> int:
-    if not cp.has_option(section, key):
-        return default
-    raw = cp.get(section, key).strip()
-    if raw == "":
-        return default
+def _integer(minimum: int = 0) -> Parser:
+    def parse(raw: str, where: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{where}: not an integer: {raw!r}") from None
+        if value < minimum:
+            raise ConfigError(f"{where}: must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _hex(raw: str, where: str) -> bytes:
     try:
-        value = int(raw)
+        return bytes.fromhex(raw)
     except ValueError:
-        raise ConfigError(f"[{section}] {key}: not an integer: {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"[{section}] {key}: must be >= {minimum}, got {value}")
-    return value
+        raise ConfigError(f"{where}: not a hex string") from None
 
 
-def _str(cp: configparser.ConfigParser, section: str, key: str, default: str) -> str:
-    if not cp.has_option(section, key):
-        return default
-    return cp.get(section, key).strip()
+def _hash_algo(raw: str, where: str) -> str:
+    algo = raw.lower()
+    if algo not in HASH_ALGOS:
+        raise ConfigError(f"{where}: must be one of {', '.join(HASH_ALGOS)}, got {algo!r}")
+    return algo
 
 
-def _platform(raw: str) -> Platform:
-    parts = raw.strip().split("/")
+def _header_name(raw: str, where: str) -> str:
+    if not all(c.isalnum() or c == "-" for c in raw):
+        raise ConfigError(f"{where}: not a header name: {raw!r}")
+    return raw
+
+
+def _platform(raw: str, where: str) -> Platform:
+    parts = raw.split("/")
     if len(parts) not in (2, 3) or not all(parts):
-        raise ConfigError(f"[registry] default_platform: expected os/arch[/variant], got {raw!r}")
+        raise ConfigError(f"{where}: expected os/arch[/variant], got {raw!r}")
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
-def _url_prefixes(raw: str) -> tuple[str, ...]:
+def _url_prefixes(raw: str, where: str) -> tuple[str, ...]:
     """Parse the prefixes; a bare ``scheme://host[:port]`` gets its ``/``.
 
     Why: the check is ``url.startswith(prefix)``, so a host-only prefix
@@ -185,24 +131,24 @@ def _url_prefixes(raw: str) -> tuple[str, ...]:
     prefixes = []
     for p in raw.replace(",", " ").split():
         if not (p.startswith("https://") or p.startswith("http://")):
-            raise ConfigError(f"[mirrors] allowed_url_prefixes: not an http(s) URL: {p!r}")
+            raise ConfigError(f"{where}: not an http(s) URL: {p!r}")
         if "/" not in p.split("://", 1)[1]:
             p += "/"
         prefixes.append(p)
     return tuple(prefixes)
 
 
-def _networks(raw: str) -> tuple:
+def _networks(raw: str, where: str) -> tuple:
     nets = []
     for item in raw.replace(",", " ").split():
         try:
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise ConfigError(f"[protected] trusted_proxies: not an address or CIDR: {item!r}") from None
+            raise ConfigError(f"{where}: not an address or CIDR: {item!r}") from None
     return tuple(nets)
 
 
-def _allow(raw: str) -> tuple[AllowRule, ...]:
+def _allow(raw: str, where: str) -> tuple[AllowRule, ...]:
     rules = []
     for line in raw.splitlines():
         line = line.strip()
@@ -211,7 +157,7 @@ def _allow(raw: str) -> tuple[AllowRule, ...]:
         pattern, _, dn = line.partition(" ")
         dn = dn.strip()
         if not dn:
-            raise ConfigError(f"[protected] allow: expected '<repo glob> <client DN>' per line, got {line!r}")
+            raise ConfigError(f"{where}: expected '<repo glob> <client DN>' per line, got {line!r}")
         rules.append(AllowRule(pattern, dn))
     return tuple(rules)
 
@@ -229,59 +175,116 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def _notifications(cp: configparser.ConfigParser) -> dict:
-    """Validate ``[notifications]``; return the ``notify_*`` keyword arguments of :class:`Config`.
+def _amqp_url(raw: str, where: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise ConfigError(f"{where}: not a URL: {redact_url(raw)!r}") from None
+    if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
+        raise ConfigError(
+            f"{where}: expected amqp://host[:port]/vhost or amqps://… (AMQP 0-9-1), got {redact_url(raw)!r}"
+        )
+    return raw
 
-    Why so strict: a listener that silently binds the wrong key or talks plain AMQP where TLS
-    was meant would look like "instant reload does not work" long after startup.
+
+def _binding_key(raw: str, where: str) -> str:
+    if len(raw) > 255 or not all(_BINDING_WORD_RE.match(w) for w in raw.split(".")):
+        raise ConfigError(f"{where}: not an AMQP binding key (dot-separated words, * or #): {raw!r}")
+    return raw
+
+
+def _exchange(raw: str, where: str) -> str:
+    if not _AMQP_NAME_RE.match(raw):
+        raise ConfigError(f"{where}: not an exchange name: {raw!r}")
+    return raw
+
+
+def _queue(raw: str, where: str) -> str:
+    try:
+        sample = raw.format(pid=99999, host="h")
+    except (KeyError, IndexError, ValueError, AttributeError):
+        raise ConfigError(f"{where}: only {{pid}} and {{host}} are substituted: {raw!r}") from None
+    if not _AMQP_NAME_RE.match(sample) or sample.startswith("amq."):
+        raise ConfigError(f"{where}: not a queue name (letters, digits, -_.:, not amq.*): {raw!r}")
+    return raw
+
+
+def setting(section: str, key: str, default: Any, parse: Parser = _text) -> Any:
+    """Declare one INI key as a :class:`Config` field: the one place its section, name, default and
+    parser are written. The known-key table and :func:`parse_config` are derived from these."""
+    return field(default=default, metadata={"ini": (section, key, parse)})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """All settings, validated. Defaults are Crane's where Crane had the key.
+
+    Adding a key is one line here: ``name: type = setting("section", "key", default, parser)``.
     """
-    s = "notifications"
-    url = _str(cp, s, "amqp_url", "")
-    topic = _str(cp, s, "topic", DEFAULT_NOTIFY_TOPIC) or DEFAULT_NOTIFY_TOPIC
-    exchange = _str(cp, s, "exchange", DEFAULT_NOTIFY_EXCHANGE) or DEFAULT_NOTIFY_EXCHANGE
-    queue = _str(cp, s, "queue", "")
-    tls = {k: _str(cp, s, k, "") for k in ("ca_cert", "certfile", "keyfile")}
-    if url:
-        try:
-            parts = urllib.parse.urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError:
-            raise ConfigError(f"[{s}] amqp_url: not a URL: {redact_url(url)!r}") from None
-        if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
-            raise ConfigError(
-                f"[{s}] amqp_url: expected amqp://host[:port]/vhost or amqps://… (AMQP 0-9-1), "
-                f"got {redact_url(url)!r}"
-            )
-        if parts.scheme == "amqp" and any(tls.values()):
-            raise ConfigError(f"[{s}] ca_cert/certfile/keyfile need an amqps:// amqp_url")
-    words = topic.split(".")
-    if len(topic) > 255 or not all(_BINDING_WORD_RE.match(w) for w in words):
-        raise ConfigError(f"[{s}] topic: not an AMQP binding key (dot-separated words, * or #): {topic!r}")
-    if not _AMQP_NAME_RE.match(exchange):
-        raise ConfigError(f"[{s}] exchange: not an exchange name: {exchange!r}")
-    if queue:
-        try:
-            sample = queue.format(pid=99999, host="h")
-        except (KeyError, IndexError, ValueError, AttributeError):
-            raise ConfigError(f"[{s}] queue: only {{pid}} and {{host}} are substituted: {queue!r}") from None
-        if not _AMQP_NAME_RE.match(sample) or sample.startswith("amq."):
-            raise ConfigError(f"[{s}] queue: not a queue name (letters, digits, -_.:, not amq.*): {queue!r}")
-    if tls["keyfile"] and not tls["certfile"]:
-        raise ConfigError(f"[{s}] keyfile needs certfile")
-    if url:
-        for key, path in tls.items():
-            if path and not os.path.isfile(path):
-                raise ConfigError(f"[{s}] {key}: no such file: {path}")
-    return {
-        "notify_amqp_url": url,
-        "notify_topic": topic,
-        "notify_exchange": exchange,
-        "notify_queue": queue,
-        "notify_ca_cert": tls["ca_cert"],
-        "notify_certfile": tls["certfile"],
-        "notify_keyfile": tls["keyfile"],
-        "notify_reconnect_max_delay": _int(cp, s, "reconnect_max_delay", 30, minimum=1),
-    }
+
+    # [general]
+    debug: bool = setting("general", "debug", False, _boolean)
+    data_dir: str = setting("general", "data_dir", DEFAULT_DATA_DIR)
+    data_dir_polling_interval: int = setting("general", "data_dir_polling_interval", 60, _integer())
+    endpoint: str = setting("general", "endpoint", "")
+    # [cdn]
+    url_match: str = setting("cdn", "url_match", "")
+    url_replace: str = setting("cdn", "url_replace", "")
+    url_auth_secret: bytes | None = setting("cdn", "url_auth_secret", None, _hex)
+    url_auth_ttl: int = setting("cdn", "url_auth_ttl", 300, _integer(minimum=1))
+    url_auth_param: str = setting("cdn", "url_auth_param", "_auth_")
+    url_auth_algo: str = setting("cdn", "url_auth_algo", "sha256", _hash_algo)
+    # [serve_content]
+    serve_content: bool = setting("serve_content", "enable", False, _boolean)
+    content_dir_v2: str = setting("serve_content", "content_dir_v2", DEFAULT_CONTENT_DIR_V2)
+    use_x_sendfile: bool = setting("serve_content", "use_x_sendfile", True, _boolean)
+    # [mirrors]
+    settle_seconds: int = setting("mirrors", "settle_seconds", 86400, _integer())
+    allowed_url_prefixes: tuple[str, ...] = setting("mirrors", "allowed_url_prefixes", (), _url_prefixes)
+    # [registry]
+    catalog: bool = setting("registry", "catalog", True, _boolean)
+    page_size_max: int = setting("registry", "page_size_max", 1000, _integer(minimum=1))
+    default_platform: Platform = setting(
+        "registry", "default_platform", Platform("linux", "amd64"), _platform
+    )
+    fast_path: bool = setting("registry", "fast_path", True, _boolean)
+    # [protected]
+    dn_header: str = setting("protected", "dn_header", "X-SSL-Client-DN", _header_name)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(
+        "protected", "trusted_proxies", (), _networks
+    )
+    allow: tuple[AllowRule, ...] = setting("protected", "allow", (), _allow)
+    # [notifications]: instant reload from export.complete messages (empty URL = off)
+    notify_amqp_url: str = setting("notifications", "amqp_url", "", _amqp_url)
+    notify_topic: str = setting("notifications", "topic", DEFAULT_NOTIFY_TOPIC, _binding_key)
+    notify_exchange: str = setting("notifications", "exchange", DEFAULT_NOTIFY_EXCHANGE, _exchange)
+    notify_queue: str = setting("notifications", "queue", "", _queue)
+    notify_ca_cert: str = setting("notifications", "ca_cert", "")
+    notify_certfile: str = setting("notifications", "certfile", "")
+    notify_keyfile: str = setting("notifications", "keyfile", "")
+    notify_reconnect_max_delay: int = setting("notifications", "reconnect_max_delay", 30, _integer(minimum=1))
+
+    @property
+    def dn_environ_key(self) -> str:
+        """WSGI environ key of :attr:`dn_header` (``X-SSL-Client-DN`` → ``HTTP_X_SSL_CLIENT_DN``)."""
+        return "HTTP_" + self.dn_header.upper().replace("-", "_")
+
+
+#: (field name, section, key, parser) of every key, from the declarations above.
+_SETTINGS: tuple[tuple[str, str, str, Parser], ...] = tuple(
+    (f.name, *f.metadata["ini"]) for f in fields(Config) if "ini" in f.metadata
+)
+#: Section → its keys, for the typo warning and the packaged default.conf test.
+_KNOWN: dict[str, frozenset[str]] = {
+    section: frozenset(k for _, s, k, _ in _SETTINGS if s == section) for _, section, _, _ in _SETTINGS
+}
+#: Keys Crane knew that crane_fedora accepts and ignores (the v1 API and its search are gone).
+_IGNORED = {
+    "serve_content": {"content_dir_v1"},
+    "gsa": None,  # None: the whole section
+    "solr": None,
+}
 
 
 def _check_known(cp: configparser.ConfigParser) -> None:
@@ -301,64 +304,47 @@ def _check_known(cp: configparser.ConfigParser) -> None:
                 log.warning("config: unknown key [%s] %s ignored", section, key)
 
 
+def _check_together(cfg: Config) -> None:
+    """Rules that tie several keys together (each key alone was checked by its parser).
+
+    Why so strict for ``[notifications]``: a listener that silently binds the wrong key or talks
+    plain AMQP where TLS was meant would look like "instant reload does not work" long after startup.
+    """
+    if bool(cfg.url_match) != bool(cfg.url_replace):
+        raise ConfigError("[cdn] url_match and url_replace must be set together")
+    tls = {"ca_cert": cfg.notify_ca_cert, "certfile": cfg.notify_certfile, "keyfile": cfg.notify_keyfile}
+    url = cfg.notify_amqp_url
+    if url and urllib.parse.urlsplit(url).scheme == "amqp" and any(tls.values()):
+        raise ConfigError("[notifications] ca_cert/certfile/keyfile need an amqps:// amqp_url")
+    if tls["keyfile"] and not tls["certfile"]:
+        raise ConfigError("[notifications] keyfile needs certfile")
+    if url:
+        for key, path in tls.items():
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"[notifications] {key}: no such file: {path}")
+
+
 def parse_config(text: str, source: str = "<string>") -> Config:
-    """Validate INI text into a :class:`Config`; raise :class:`ConfigError` on any bad value."""
+    """Validate INI text into a :class:`Config`; raise :class:`ConfigError` on any bad value.
+
+    A missing or empty key takes its default; any other value goes through the key's parser.
+    """
     cp = configparser.ConfigParser(interpolation=None, default_section="__no_default__")
     try:
         cp.read_string(text, source=source)
     except configparser.Error as exc:
         raise ConfigError(f"{source}: not a valid INI file: {str(exc).splitlines()[0]}") from None
     _check_known(cp)
-
-    debug = _bool(cp, "general", "debug", False)
+    values: dict[str, Any] = {}
+    for name, section, key, parse in _SETTINGS:
+        raw = cp.get(section, key, fallback="").strip()
+        if raw:
+            values[name] = parse(raw, f"[{section}] {key}")
     if os.environ.get("CRANE_DEBUG", "").lower() == "true":
-        debug = True
-
-    secret_raw = _str(cp, "cdn", "url_auth_secret", "")
-    secret = None
-    if secret_raw:
-        try:
-            secret = bytes.fromhex(secret_raw)
-        except ValueError:
-            raise ConfigError("[cdn] url_auth_secret: not a hex string") from None
-    algo = _str(cp, "cdn", "url_auth_algo", "sha256").lower() or "sha256"
-    if algo not in HASH_ALGOS:
-        raise ConfigError(f"[cdn] url_auth_algo: must be one of {', '.join(HASH_ALGOS)}, got {algo!r}")
-    url_match = _str(cp, "cdn", "url_match", "")
-    url_replace = _str(cp, "cdn", "url_replace", "")
-    if bool(url_match) != bool(url_replace):
-        raise ConfigError("[cdn] url_match and url_replace must be set together")
-
-    dn_header = _str(cp, "protected", "dn_header", "X-SSL-Client-DN") or "X-SSL-Client-DN"
-    if not all(c.isalnum() or c == "-" for c in dn_header):
-        raise ConfigError(f"[protected] dn_header: not a header name: {dn_header!r}")
-
-    return Config(
-        debug=debug,
-        data_dir=_str(cp, "general", "data_dir", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR,
-        data_dir_polling_interval=_int(cp, "general", "data_dir_polling_interval", 60),
-        endpoint=_str(cp, "general", "endpoint", ""),
-        url_match=url_match,
-        url_replace=url_replace,
-        url_auth_secret=secret,
-        url_auth_ttl=_int(cp, "cdn", "url_auth_ttl", 300, minimum=1),
-        url_auth_param=_str(cp, "cdn", "url_auth_param", "_auth_") or "_auth_",
-        url_auth_algo=algo,
-        serve_content=_bool(cp, "serve_content", "enable", False),
-        content_dir_v2=_str(cp, "serve_content", "content_dir_v2", DEFAULT_CONTENT_DIR_V2)
-        or DEFAULT_CONTENT_DIR_V2,
-        use_x_sendfile=_bool(cp, "serve_content", "use_x_sendfile", True),
-        settle_seconds=_int(cp, "mirrors", "settle_seconds", 86400),
-        allowed_url_prefixes=_url_prefixes(_str(cp, "mirrors", "allowed_url_prefixes", "")),
-        catalog=_bool(cp, "registry", "catalog", True),
-        page_size_max=_int(cp, "registry", "page_size_max", 1000, minimum=1),
-        default_platform=_platform(_str(cp, "registry", "default_platform", "linux/amd64") or "linux/amd64"),
-        fast_path=_bool(cp, "registry", "fast_path", True),
-        dn_header=dn_header,
-        trusted_proxies=_networks(_str(cp, "protected", "trusted_proxies", "")),
-        allow=_allow(cp.get("protected", "allow", fallback="")),
-        **_notifications(cp),
-    )
+        values["debug"] = True
+    cfg = Config(**values)
+    _check_together(cfg)
+    return cfg
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:

@@ -31,18 +31,24 @@ def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
 
 
 class FastPath:
-    """``app.wsgi_app`` wrapper: ``/v2`` and ``/v2/...`` go to the registry, the rest to Flask."""
+    """``app.wsgi_app`` wrapper: ``/v2`` and ``/v2/...`` go to the registry, the rest to Flask.
 
-    def __init__(self, app: Callable, registry: Registry) -> None:
+    Installed always, as the one place every request passes first: it starts the process's
+    metadata poller (and listener). With ``fast=False`` (``[registry] fast_path = off``) it
+    hands ``/v2`` to Flask too.
+    """
+
+    def __init__(self, app: Callable, registry: Registry, fast: bool = True) -> None:
         self.app = app
         self.registry = registry
         self.store = registry.store
+        self.fast = fast
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
-            return self.app(environ, start_response)
         self.store.ensure_poller()
+        path = environ.get("PATH_INFO", "")
+        if not self.fast or path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
+            return self.app(environ, start_response)
         try:
             status, headers, body = self.registry.handle(environ)
         except Exception:  # never a traceback page; the error is logged with its request

@@ -1,8 +1,10 @@
-"""Suite-wide rules: in CI (``CI=true``) a skipped test fails the run."""
+"""Suite-wide rules: in CI (``CI=true``) a skipped test fails the run; one real Pulp per session."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,3 +25,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         reporter.write_line(f"CI: {len(skipped)} test(s) skipped; skips are failures in CI", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def pulp_server() -> Iterator[Any]:
+    """The session's one real Pulp, shared by tests/pulp and tests/client (one PostgreSQL, one
+    set of Pulp processes): started on first use, stopped at the end of the session."""
+    from tests.pulp.conftest import start_session_pulp
+
+    server = start_session_pulp()
+    try:
+        yield server
+    finally:
+        server.stop()

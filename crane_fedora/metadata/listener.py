@@ -22,14 +22,13 @@ import logging
 import os
 import random
 import socket
-import ssl
 import threading
-import urllib.parse
 from importlib.util import find_spec
 from typing import Any
 
 from crane_fedora.config import Config, redact_url
 from crane_fedora.metadata.store import MetadataStore
+from pulp_fedora_mirror.amqp import pika_parameters
 from pulp_fedora_mirror.layout import is_valid_name
 
 log = logging.getLogger(__name__)
@@ -103,24 +102,16 @@ class Listener:
             self._thread.join(wait)
 
     # -- connection ----------------------------------------------------------------------------
-    def _parameters(self, pika: Any) -> Any:
+    def _parameters(self) -> Any:
         cfg = self.config
-        params = pika.URLParameters(cfg.notify_amqp_url)
-        params.socket_timeout = CONNECT_TIMEOUT
-        params.stack_timeout = CONNECT_TIMEOUT
-        params.connection_attempts = 1  # our own loop retries, with backoff and stop checks
-        params.retry_delay = 0
-        name = f"crane_fedora {socket.gethostname()} pid {os.getpid()}"
-        params.client_properties = {"connection_name": name}  # shown by rabbitmqctl / the UI
-        if cfg.notify_amqp_url.startswith("amqps://"):
-            ctx = ssl.create_default_context(cafile=cfg.notify_ca_cert or None)
-            if cfg.notify_certfile:
-                ctx.load_cert_chain(cfg.notify_certfile, cfg.notify_keyfile or None)
-            params.ssl_options = pika.SSLOptions(ctx, params.host)
-            if cfg.notify_certfile and not urllib.parse.urlsplit(cfg.notify_amqp_url).password:
-                # Fedora's broker: TLS client certificate + SASL EXTERNAL (user = cert CN).
-                params.credentials = pika.credentials.ExternalCredentials()
-        return params
+        return pika_parameters(
+            cfg.notify_amqp_url,
+            timeout=CONNECT_TIMEOUT,  # our own loop retries, with backoff and stop checks
+            ca_cert=cfg.notify_ca_cert,
+            certfile=cfg.notify_certfile,
+            keyfile=cfg.notify_keyfile,
+            connection_name=f"crane_fedora {socket.gethostname()} pid {os.getpid()}",
+        )
 
     def _queue_name(self) -> str:
         """Configured name with ``{pid}``/``{host}`` filled in, or "" (the broker picks one)."""
@@ -158,7 +149,7 @@ class Listener:
         """
         cfg = self.config
         hints: list[str] = []
-        conn = pika.BlockingConnection(self._parameters(pika))
+        conn = pika.BlockingConnection(self._parameters())
         try:
             channel = conn.channel()
             declared = channel.queue_declare(

@@ -8,7 +8,6 @@ from crane_fedora.fastpath import file_iter
 from crane_fedora.registry import FileBody
 
 bp = Blueprint("registry", __name__)
-METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def to_response(status: str, headers: list[tuple[str, str]], body: object) -> Response:
@@ -24,19 +23,14 @@ def to_response(status: str, headers: list[tuple[str, str]], body: object) -> Re
 
 
 @bp.before_app_request
-def registry_first():
-    """Answer ``/v2`` before URL routing, so odd paths (``/v2//x``) reach the registry too."""
+def registry_first() -> Response | None:
+    """Answer ``/v2`` before URL routing, so odd paths (``/v2//x``) reach the registry too.
+
+    The only way ``/v2`` reaches the registry through Flask: no route is registered for it,
+    since this hook answers first.
+    """
     path = request.path
     if path[:3] == "/v2" and (len(path) == 3 or path[3] == "/"):
-        return registry_api()
+        state = current_app.extensions["crane_fedora"]
+        return to_response(*state.registry.handle(request.environ))
     return None
-
-
-@bp.route("/v2", methods=METHODS, provide_automatic_options=False, strict_slashes=False)
-@bp.route("/v2/", defaults={"rest": ""}, methods=METHODS, provide_automatic_options=False)
-@bp.route("/v2/<path:rest>", methods=METHODS, provide_automatic_options=False)
-def registry_api(rest: str = "") -> Response:
-    """Every ``/v2`` request, handed to the shared :class:`~crane_fedora.registry.Registry`."""
-    state = current_app.extensions["crane_fedora"]
-    state.store.ensure_poller()
-    return to_response(*state.registry.handle(request.environ))

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from pulpcore.app.global_access_conditions import has_model_or_domain_perms
 
 from pulp_fedora_mirror.app.models import MirrorExporter
 
 
 def has_exporter_model_or_domain_or_obj_perms(request: Any, view: Any, action: str, permission: str) -> bool:
-    """True if the user has ``permission`` globally, on the domain, or on the exporter in the URL."""
-    if request.user.has_perm(permission):
-        return True
-    if settings.DOMAIN_ENABLED and request.user.has_perm(permission, obj=request.pulp_domain):
+    """True if the user has ``permission`` globally or on the domain (pulpcore's own check), or on
+    the exporter in the URL."""
+    if has_model_or_domain_perms(request, view, action, permission):
         return True
     exporter_pk = view.kwargs.get("exporter_pk")
     if exporter_pk is None:

@@ -1,7 +1,11 @@
 """Periodic tasks the plugin registers with pulpcore's scheduler (TaskSchedule).
 
-Done on ``post_migrate``, like pulpcore's own cleanup schedules: ``pulpcore-manager migrate`` is
-the step every install and upgrade runs, and it sees the settings in force.
+Where: pulpcore (3.123) registers its own schedules (cleanup, analytics, telemetry) in
+``pulpcore.tasking._util.startup_hook()``, which every worker calls at start, so they follow the
+settings in force. That hook has no extension point for plugins, so this one runs on
+``post_migrate`` instead: ``pulpcore-manager migrate`` is the step every install and upgrade runs.
+The function has pulpcore's shape (update_or_create while enabled, delete otherwise), so it can
+move into a worker start hook as soon as pulpcore offers one.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from gettext import gettext as _
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from pulp_container.app.models import ContainerDistribution, ContainerRepository
+from pulpcore.app.global_access_conditions import has_model_or_domain_perms
 from pulpcore.plugin.serializers import (
     DetailRelatedField,
     ExporterSerializer,
@@ -233,15 +233,11 @@ class MirrorExporterSerializer(ExporterSerializer):
     def _may_change(self, other: MirrorExporter) -> bool:
         """Whether the requesting user holds change_mirrorexporter on ``other``."""
         request = self.context.get("request")
-        user = getattr(request, "user", None)
-        if user is None:
+        if getattr(request, "user", None) is None:
             return True  # not a REST request (shell, migrations): no user to check
         perm = "fedora_mirror.change_mirrorexporter"
-        return (
-            user.has_perm(perm)
-            or (settings.DOMAIN_ENABLED and user.has_perm(perm, obj=other.pulp_domain))
-            or user.has_perm(perm, other)
-        )
+        # Model or domain level: pulpcore's check (``other`` is in the request's domain, see above).
+        return has_model_or_domain_perms(request, None, "", perm) or request.user.has_perm(perm, other)
 
     class Meta:
         model = MirrorExporter

@@ -8,17 +8,9 @@ users are raised as :class:`CliError` and printed as one line, never as a traceb
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
-
-#: Modules that contribute subcommands, in ``--help`` order.
-COMMAND_MODULES = (
-    "pulp_fedora_mirror.cli.export",
-    "pulp_fedora_mirror.cli.pulp",
-    "pulp_fedora_mirror.cli.notifications",
-)
 
 
 class CliError(Exception):
@@ -39,13 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # that group is not part of this build
-                continue
-            raise
+    # Imported here, not at the top: they import CliError from this module. In --help order.
+    from pulp_fedora_mirror.cli import export, notifications, pulp
+
+    for module in (export, pulp, notifications):
         module.register(sub)
     return parser
 

@@ -107,15 +107,7 @@ def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     try:
         repo = read_oci_layout(args.layout, args.name, protected=args.protected)
-        target = ExportTarget(
-            root=args.root,
-            metadata_dir=args.metadata_dir,
-            master_url=args.master_url,
-            mirror_url=args.mirror_url,
-            module=args.module,
-            allow_protected=args.allow_protected,
-            hardlink=not args.copy,
-        )
+        target = ExportTarget.from_exporter(args, hardlink=not args.copy)
         progress = None if args.quiet else StderrProgress()
         s = export_repository(repo, target, progress=progress, export_id=args.export_id)
     except ExportError as exc:
@@ -174,8 +166,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("layout", metavar="OCI_LAYOUT", help="OCI image layout directory")
     p.add_argument("--name", required=True, help="registry repository name, e.g. fedora/fedora")
-    p.add_argument("--root", required=True, help="top of the mirror tree (one MirrorManager module)")
-    p.add_argument("--metadata-dir", required=True, help="crane_fedora data directory")
+    # dest: the exporter's field names, see ExportTarget.from_exporter
+    p.add_argument(
+        "--root",
+        dest="path",
+        metavar="ROOT",
+        required=True,
+        help="top of the mirror tree (one MirrorManager module)",
+    )
+    p.add_argument(
+        "--metadata-dir",
+        dest="metadata_path",
+        metavar="METADATA_DIR",
+        required=True,
+        help="crane_fedora data directory",
+    )
     p.add_argument("--master-url", required=True, help="URL of ROOT on the master mirror")
     p.add_argument("--mirror-url", help="URL of ROOT behind the mirror redirector (default: none)")
     p.add_argument("--module", help="MirrorManager module name (default: basename of ROOT)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,22 @@ class ExportTarget:
     allow_protected: bool = False
     #: Hard-link blobs from ``BlobSource.path`` when possible; False forces stream copies.
     hardlink: bool = True
+
+    @classmethod
+    def from_exporter(cls, exporter: Any, *, hardlink: bool = True) -> ExportTarget:
+        """The target an exporter's settings describe, from anything with a ``MirrorExporter``'s
+        attribute names (``path``, ``metadata_path``, ``master_url``, ``mirror_url``, ``module``,
+        ``allow_protected``): the Pulp model in the task, the parsed arguments in the CLI. One
+        mapping, so a new exporter setting reaches both."""
+        return cls(
+            root=exporter.path,
+            metadata_dir=exporter.metadata_path,
+            master_url=exporter.master_url,
+            mirror_url=exporter.mirror_url,
+            module=exporter.module,
+            allow_protected=exporter.allow_protected,
+            hardlink=hardlink,
+        )
 
 
 class Progress(Protocol):

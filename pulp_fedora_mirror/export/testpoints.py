@@ -1,31 +1,29 @@
-"""Named pause points, used only by the crash and write-order tests.
+"""Named points at every publishing ``rename``: where the crash and write-order tests stop the exporter.
 
 The tests must observe the real tree at every moment something becomes visible, and kill the
-exporter there, without mocks. So every publishing ``rename`` calls :func:`reached`. When the
-environment variable ``FEDORA_MIRROR_TESTPOINTS`` names a file, the label is appended to it and
-the process stops itself with ``SIGSTOP``; the test (its parent) inspects the tree, then sends
-``SIGCONT`` or ``SIGKILL``. Unset (always, in production) this is one global lookup.
+exporter there, without mocks. So every publishing ``rename`` calls :func:`reached`. Nothing in
+production turns the points on (no environment variable, no file): only code running in the same
+process can, through :func:`install`, which the crash tests' own launcher does
+(``tests/unit/testpoint_runner.py``: it records the label and stops the process with ``SIGSTOP``;
+the test inspects the tree, then sends ``SIGCONT`` or ``SIGKILL``). Without a hook, :func:`reached`
+is one global look-up.
 """
 
 from __future__ import annotations
 
-import os
-import signal
+from collections.abc import Callable
 
-ENV = "FEDORA_MIRROR_TESTPOINTS"
+_hook: Callable[[str], None] | None = None
 
 
-#: Read once: the tests set it in the exporter subprocess's environment before it starts.
-_PATH = os.environ.get(ENV)
+def install(hook: Callable[[str], None] | None) -> None:
+    """Call ``hook(label)`` at every test point of this process (None: remove it). Tests only."""
+    global _hook
+    _hook = hook
 
 
 def reached(label: str) -> None:
-    """Record ``label`` and stop until the controlling test resumes us (no-op unless enabled)."""
-    path = _PATH
-    if not path:
-        return
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(label + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.kill(os.getpid(), signal.SIGSTOP)
+    """Hand ``label`` to the installed hook, if any (a no-op in production)."""
+    hook = _hook
+    if hook is not None:
+        hook(label)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import urllib.parse
 from typing import Any
+
+from pulp_fedora_mirror.amqp import pika_parameters
 
 from .config import NotifyConfig
 from .message import Message
@@ -38,13 +39,6 @@ def _body_bytes(message: Message) -> bytes:
     return json.dumps(message.body, sort_keys=True).encode(message.content_encoding)
 
 
-def _ssl_context(config: NotifyConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=config.ca_cert)
-    if config.certfile:
-        ctx.load_cert_chain(config.certfile, config.keyfile)
-    return ctx
-
-
 class Amqp091Sender:
     """AMQP 0-9-1 (pika) publisher with publisher confirms; one connection reused per flush."""
 
@@ -54,18 +48,15 @@ class Amqp091Sender:
         self._pika = pika
         self.config = config
         assert config.url is not None
-        params = pika.URLParameters(config.url)
         t = config.connect_timeout
-        params.socket_timeout = t
-        params.stack_timeout = t
-        params.blocked_connection_timeout = t
-        params.connection_attempts = 1
-        params.retry_delay = 0
-        if config.url.startswith("amqps://"):
-            params.ssl_options = pika.SSLOptions(_ssl_context(config), params.host)
-            if config.certfile and not urllib.parse.urlsplit(config.url).password:
-                # Fedora's broker: TLS client certificate + SASL EXTERNAL (user = cert CN).
-                params.credentials = pika.credentials.ExternalCredentials()
+        params = pika_parameters(
+            config.url,
+            timeout=t,
+            ca_cert=config.ca_cert,
+            certfile=config.certfile,
+            keyfile=config.keyfile,
+            blocked_connection_timeout=t,
+        )
         self._params = params
         self._conn: Any = None
         self._channel: Any = None

@@ -1,17 +1,12 @@
 """A real Pulp for the client tests (``@pytest.mark.pulp``), and a registry to sync from.
 
-Where the Pulp comes from, in order:
-
-1. ``PULP_TEST_URL`` (+ ``PULP_TEST_USERNAME``/``PULP_TEST_PASSWORD``, default admin/password):
-   an already running Pulp (pulpcore + pulp-container, with or without pulp_fedora_mirror).
-2. ``tests.harness.pulp.PulpServer``, started for the session with this checkout's plugin.
-
-Without either the Pulp tests skip, which ``CI=true`` turns into a failure: in CI they must run.
+Where the Pulp comes from: ``PULP_TEST_URL`` (+ ``PULP_TEST_USERNAME``/``PULP_TEST_PASSWORD``,
+default admin/password) names an already running Pulp; otherwise the session's one Pulp
+(``pulp_server`` in tests/conftest.py, shared with tests/pulp) with this checkout's plugin.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +19,7 @@ import pytest
 from fixtures.build_images import build_images
 from fixtures.push import push_image
 from pulp_fedora_mirror.client import PulpClient, PulpConfig
+from tests.harness.pulp import ADMIN_PASSWORD, ADMIN_USER
 from tests.harness.registry import Registry as HarnessRegistry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +32,6 @@ class PulpService:
     password: str = "password"
     #: A directory the Pulp's ALLOWED_EXPORT_PATHS permits (for fedora_mirror exporters), if known.
     export_dir: str | None = None
-    handle: Any = None
 
     def client(self, **overrides: Any) -> PulpClient:
         data = {"base_url": self.base_url, "username": self.username, "password": self.password}
@@ -44,51 +39,24 @@ class PulpService:
         return PulpClient(PulpConfig(**data))
 
 
-def _start_harness_pulp(tmp_path_factory: pytest.TempPathFactory) -> PulpService | None:
-    """Start ``tests.harness.pulp.PulpServer`` (this checkout's plugin installed) for the session.
-
-    Its own state dir (``$PULP_CLIENT_TEST_STATE_DIR``, default ``.state/pulp-client-tests``):
-    tests/pulp runs its own instance, and two instances must not share one.
-    """
-    try:
-        harness = importlib.import_module("tests.harness.pulp")
-    except ModuleNotFoundError as exc:
-        if exc.name == "tests.harness.pulp":
-            return None
-        raise
-    state = os.environ.get("PULP_CLIENT_TEST_STATE_DIR") or str(REPO_ROOT / ".state" / "pulp-client-tests")
-    server = harness.PulpServer(state)
-    server.start()
-    return PulpService(
-        base_url=server.base_url,
-        username=harness.ADMIN_USER,
-        password=harness.ADMIN_PASSWORD,
-        export_dir=str(server.export_root),
-        handle=server,
-    )
-
-
 @pytest.fixture(scope="session")
-def pulp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulpService]:
+def pulp(request: pytest.FixtureRequest) -> PulpService:
     """A running Pulp (see the module docstring)."""
     url = os.environ.get("PULP_TEST_URL")
     if url:
-        yield PulpService(
+        return PulpService(
             base_url=url,
             username=os.environ.get("PULP_TEST_USERNAME", "admin"),
             password=os.environ.get("PULP_TEST_PASSWORD", "password"),
             export_dir=os.environ.get("PULP_TEST_EXPORT_DIR"),
         )
-        return
-    service = _start_harness_pulp(tmp_path_factory)
-    if service is None:
-        pytest.skip("no Pulp: set PULP_TEST_URL or provide tests/harness/pulp.py (branch 'pulp')")
-    try:
-        yield service
-    finally:
-        stop = getattr(service.handle, "stop", None)
-        if stop is not None:
-            stop()
+    server = request.getfixturevalue("pulp_server")
+    return PulpService(
+        base_url=server.base_url,
+        username=ADMIN_USER,
+        password=ADMIN_PASSWORD,
+        export_dir=str(server.export_root),
+    )
 
 
 @pytest.fixture(scope="session")

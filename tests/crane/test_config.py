@@ -210,3 +210,18 @@ def test_packaged_default_conf_matches_defaults():
         assert f"[{section}]" in text
         for key in keys:
             assert f"# {key} =" in text, key
+
+
+def test_every_setting_is_one_declaration():
+    """Each Config field names its own INI key; the known-key table and the parser derive from it."""
+    from dataclasses import fields
+
+    declared = [f.metadata["ini"][:2] for f in fields(Config)]
+    assert len(declared) == len(fields(Config))  # no field without its key
+    assert len(set(declared)) == len(declared)  # no key declared twice
+    assert {s: set(k) for s, k in cfgmod._KNOWN.items()} == {
+        s: {k for s2, k in declared if s2 == s} for s, _ in declared
+    }
+    # a non-default value for every key reaches its field through parse_config alone
+    cfg = parse_config("[registry]\npage_size_max = 7\n[notifications]\nreconnect_max_delay = 9\n")
+    assert (cfg.page_size_max, cfg.notify_reconnect_max_delay) == (7, 9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ def test_no_pulp_or_django_loaded(tmp_path):
         "app.test_client().get('/v2/')\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"
         "bad = sorted(top & {'django', 'pulpcore', 'pulp_container', 'pika'})\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pulp_fedora_mirror.'))))\n"
         "print(json.dumps(bad))\n"
     )
     proc = subprocess.run(
@@ -29,6 +31,7 @@ def test_no_pulp_or_django_loaded(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    assert set(json.loads(proc.stdout.strip().splitlines()[-2])) <= ALLOWED
 
 
 def test_runs_without_pika_even_when_notifications_are_configured(tmp_path):
@@ -61,9 +64,44 @@ def test_runs_without_pika_even_when_notifications_are_configured(tmp_path):
     assert proc.stderr.count("pika is not installed") == 1, proc.stderr
 
 
-def test_source_imports_nothing_from_pulp():
+#: What crane_fedora may import from this project's other package: the exporter/crane contract
+#: (layout, media types) and the pika connection parameters both sides share (plain modules with no
+#: Django and no import-time pika). Anything else there (app/, notify/, export/) is the Pulp side.
+ALLOWED = {"pulp_fedora_mirror.layout", "pulp_fedora_mirror.mediatypes", "pulp_fedora_mirror.amqp"}
+#: Third-party top-level packages crane_fedora must never import.
+FORBIDDEN = {"django", "pulpcore", "pulp_container", "rest_framework"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_source_imports_only_the_allowed_modules_of_the_project():
     root = Path(__file__).resolve().parents[2] / "crane_fedora"
     for path in root.rglob("*.py"):
-        text = path.read_text()
-        for bad in ("import django", "from django", "pulpcore", "pulp_container", "pulp_fedora_mirror.app"):
-            assert bad not in text, f"{path} mentions {bad}"
+        imported = _imports(path)
+        ours = {n for n in imported if n == "pulp_fedora_mirror" or n.startswith("pulp_fedora_mirror.")}
+        # "from pulp_fedora_mirror.layout import X" also records "pulp_fedora_mirror.layout.X"
+        outside = {n for n in ours if not any(n == a or n.startswith(a + ".") for a in ALLOWED)}
+        assert not outside, f"{path} imports {sorted(outside)}; allowed: {sorted(ALLOWED)}"
+        bad = {n for n in imported if n.split(".")[0] in FORBIDDEN}
+        assert not bad, f"{path} imports {sorted(bad)}"
+
+
+def test_allow_list_is_enforced():
+    """The check above would catch a forbidden import (it is not vacuous)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.py"
+        probe.write_text("from pulp_fedora_mirror.notify import outbox\nimport pulp_fedora_mirror.export\n")
+        ours = _imports(probe)
+    assert {"pulp_fedora_mirror.notify", "pulp_fedora_mirror.export"} <= ours
+    assert not any(n == a or n.startswith(a + ".") for n in ours for a in ALLOWED)

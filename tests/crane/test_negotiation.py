@@ -26,9 +26,9 @@ def test_q_values_and_wildcards():
 def test_case_params_and_bad_q():
     q = AcceptCache()(f"{OCI.upper()}; charset=utf-8, {S2};q=high")
     assert q(OCI) == 1.0
-    assert q(S2) == 0.0  # a malformed q never widens acceptance
+    assert q(S2) == 0.0  # a range with a malformed q is ignored (RFC 9110): it adds nothing
     q = AcceptCache()(f"{OCI};q=7")
-    assert q(OCI) == 1.0  # clamped
+    assert q(OCI) == 1.0  # q out of range: ignored too, and with no range left, anything goes
 
 
 def test_cache_is_bounded_and_reused():
@@ -38,3 +38,13 @@ def test_cache_is_bounded_and_reused():
     cache("c/d")
     cache("e/f")  # over the limit: cleared, then stored
     assert cache("a/b") is not first
+
+
+def test_only_the_first_kib_is_read_and_cached():
+    cache = AcceptCache()
+    header = f"{OCI}, " + ", ".join(f"x/t{i}" for i in range(1000)) + f", {S2}"
+    q = cache(header)
+    assert q(OCI) == 1.0 and q("x/t1") == 1.0
+    assert q(S2) == 0.0  # beyond the first KiB
+    assert all(len(key) <= 1024 for key in cache._parsed)
+    assert cache(header) is q  # the bounded value is the cache key

@@ -35,11 +35,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.pulp)
 
 
-@pytest.fixture(scope="session")
-def state_dir() -> Path:
+def pulp_state_dir() -> Path:
     d = Path(os.environ.get("PULP_TEST_STATE_DIR", REPO_ROOT / ".state" / "pulp-tests")).resolve()
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Path:
+    return pulp_state_dir()
 
 
 def notify_config_path(state_dir: Path) -> Path:
@@ -47,9 +51,9 @@ def notify_config_path(state_dir: Path) -> Path:
     return state_dir / "notify.toml"
 
 
-@pytest.fixture(scope="session")
-def pulp(state_dir: Path) -> Iterator[PulpServer]:
-    """A running Pulp with this checkout's plugin (started once per session)."""
+def start_session_pulp() -> PulpServer:
+    """Start the session's Pulp (tests/conftest.py's ``pulp_server``) with this checkout's plugin."""
+    state_dir = pulp_state_dir()
     # Notifications read their broker settings from this file at every export (tests/pulp/
     # test_notify.py writes it); while it is absent they are off.
     server = PulpServer(
@@ -59,10 +63,13 @@ def pulp(state_dir: Path) -> Iterator[PulpServer]:
         },
     )
     server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return server
+
+
+@pytest.fixture(scope="session")
+def pulp(pulp_server: PulpServer) -> PulpServer:
+    """The session's one running Pulp (shared with tests/client)."""
+    return pulp_server
 
 
 @pytest.fixture(scope="session")

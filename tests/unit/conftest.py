@@ -16,13 +16,14 @@ import pytest
 from pulp_fedora_mirror.export.exporter import export_repository
 from pulp_fedora_mirror.export.ocilayout import read_oci_layout
 from pulp_fedora_mirror.export.source import ExportSummary, ExportTarget
-from pulp_fedora_mirror.export.testpoints import ENV as TESTPOINTS_ENV
 
 from .ocibuild import standard_layout
 
 MASTER = "https://dl.example.org/pub/containers/"
 MIRROR = "https://download.example.org/pub/containers/"
 CLI = [sys.executable, "-c", "import sys; from pulp_fedora_mirror.cli import main; sys.exit(main())"]
+#: The same CLI with test points on (stops at each; see testpoint_runner.py).
+PAUSING_CLI = [sys.executable, str(Path(__file__).with_name("testpoint_runner.py"))]
 
 
 @dataclass
@@ -80,19 +81,18 @@ def snapshot(*tops: str) -> dict[str, tuple[int, ...]]:
 
 def run_cli(*args: str, env_extra: dict[str, str] | None = None, **kw: Any) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env.pop(TESTPOINTS_ENV, None)
     env.update(env_extra or {})
     return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=120, **kw)
 
 
 class Paused:
-    """An export in a subprocess that stops itself at every test point (see export/testpoints.py)."""
+    """An export in a subprocess that stops itself at every test point (testpoint_runner.py)."""
 
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log
-        env = dict(os.environ)
-        env[TESTPOINTS_ENV] = str(log)
-        self.proc = subprocess.Popen([*CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [*PAUSING_CLI, str(log), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         self.labels: list[str] = []
         self.status: int | None = None
 

@@ -1,9 +1,9 @@
 """Write order and crash safety, observed on the real tree of a real exporter process.
 
-The exporter runs as ``fedora-mirror export`` in a subprocess with ``FEDORA_MIRROR_TESTPOINTS``
-set: it stops itself (SIGSTOP) right after every publishing rename, and just before renaming a
-verified blob temp file. At every stop the test checks what a reader would see; the crash tests
-SIGKILL it at chosen stops and rerun the export.
+The exporter runs as ``fedora-mirror export`` in a subprocess with test points on
+(tests/unit/testpoint_runner.py): it stops itself (SIGSTOP) right after every publishing rename,
+and just before renaming a verified blob temp file. At every stop the test checks what a reader
+would see; the crash tests SIGKILL it at chosen stops and rerun the export.
 """
 
 from __future__ import annotations
@@ -211,3 +211,17 @@ def test_source_swapped_between_hash_and_link_is_refused(env: Env, paused) -> No
     assert not os.path.exists(os.path.join(env.root, "fullfiletimelist-containers"))
     left = [f for _d, _s, fs in os.walk(env.root) for f in fs]
     assert left == [], left
+
+
+def test_production_cli_cannot_be_stopped_by_test_points(env, tmp_path):
+    """The old switch (an environment variable naming a log file) no longer turns them on."""
+    from .conftest import run_cli
+
+    log = tmp_path / "points.log"
+    res = run_cli(
+        "export", env.layout, "--name", "fedora/busybox", "--root", env.root,
+        "--metadata-dir", env.meta, "--master-url", "https://dl.example.org/pub/containers/",
+        env_extra={"FEDORA_MIRROR_TESTPOINTS": str(log)},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert not log.exists()

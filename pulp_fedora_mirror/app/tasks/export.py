@@ -6,6 +6,7 @@ here; the core (``pulp_fedora_mirror.export``) only sees plain dataclasses.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -13,7 +14,6 @@ from typing import Any, BinaryIO
 
 from django.db.models import Q
 from pulp_container.app.models import Blob, ContainerDistribution, Manifest, Tag
-from pulpcore.plugin.constants import TASK_STATES
 from pulpcore.plugin.models import (
     Artifact,
     ContentArtifact,
@@ -44,16 +44,20 @@ class ExportSourceError(RuntimeError):
     """The repository version cannot be exported as it is (missing bytes, unmigrated data)."""
 
 
-class TaskProgress:
+class TaskProgress(contextlib.ExitStack):
     """Adapter from the core's ``Progress`` protocol to pulpcore ProgressReports.
 
-    One report per code; ``start`` enters it (state running), ``finish`` completes it. Reports
-    still open when the export fails are closed as failed by :meth:`close`, so the task view
-    never shows a report running forever.
+    One report per code, each a context manager of its own: ``start`` enters it (state running),
+    ``finish`` leaves it (completed). The core's phases overlap rather than nest, so each report
+    gets its own :class:`~contextlib.ExitStack`, entered into this one: leaving ``with
+    TaskProgress()`` on an exception leaves every report still open with that exception (failed
+    or canceled, by pulpcore's own ``ProgressReport.__exit__``), so the task view never shows a
+    report running forever.
     """
 
     def __init__(self) -> None:
-        self._reports: dict[str, ProgressReport] = {}
+        super().__init__()
+        self._open: dict[str, tuple[ProgressReport, contextlib.ExitStack]] = {}
 
     @staticmethod
     def _code(code: str) -> str:
@@ -61,30 +65,19 @@ class TaskProgress:
 
     def start(self, code: str, message: str, total: int | None) -> None:
         code = self._code(code)
-        report = ProgressReport(message=message, code=code, total=total)
-        report.__enter__()
-        self._reports[code] = report
+        own = self.enter_context(contextlib.ExitStack())
+        self._open[code] = (own.enter_context(ProgressReport(message=message, code=code, total=total)), own)
 
     def advance(self, code: str, n: int = 1) -> None:
-        report = self._reports.get(self._code(code))
-        if report is None:  # the core advanced a code it never started: start it implicitly
+        code = self._code(code)
+        if code not in self._open:  # the core advanced a code it never started: start it implicitly
             self.start(code, code, None)
-            report = self._reports[self._code(code)]
-        report.increase_by(n)
+        self._open[code][0].increase_by(n)
 
     def finish(self, code: str) -> None:
-        report = self._reports.pop(self._code(code), None)
-        if report is not None:
-            report.__exit__(None, None, None)
-
-    def close(self, exc: BaseException | None) -> None:
-        """Close every report still open: completed if ``exc`` is None, else failed."""
-        for code in list(self._reports):
-            report = self._reports.pop(code)
-            if exc is None:
-                report.__exit__(None, None, None)
-            else:
-                report.__exit__(type(exc), exc, exc.__traceback__)
+        _report, own = self._open.pop(self._code(code), (None, None))
+        if own is not None:
+            own.close()
 
 
 def _opener(storage: Any, name: str) -> Callable[[], BinaryIO]:
@@ -181,26 +174,6 @@ def build_source(
     )
 
 
-#: Summary counters shown as (completed) progress reports, so the task view tells how much the
-#: export really wrote without opening the export record.
-SUMMARY_REPORTS = (
-    ("blobs_linked", "Blobs hard-linked into the tree"),
-    ("blobs_copied", "Blobs copied into the tree"),
-    ("blobs_present", "Blobs already in the tree"),
-    ("manifests_written", "Manifests written"),
-    ("bytes_written", "Bytes written"),
-)
-
-
-def report_summary(summary: Any) -> None:
-    """Record the summary counters as completed ProgressReports (``fedora_mirror.<counter>``)."""
-    for field, message in SUMMARY_REPORTS:
-        value = int(getattr(summary, field, 0) or 0)
-        ProgressReport(
-            message=message, code=CODE_PREFIX + field, total=value, done=value, state=TASK_STATES.COMPLETED
-        ).save()
-
-
 def after_export(export: MirrorExport, summary: Any) -> None:
     """Hook run after a successful export, once its record is saved.
 
@@ -214,8 +187,11 @@ def after_export(export: MirrorExport, summary: Any) -> None:
 
 def export_to_mirror(
     exporter_pk: str, repo_version_pk: str, name: str, source_href: str | None = None
-) -> dict[str, Any]:
-    """Export one repository version under registry name ``name``; returns the summary.
+) -> None:
+    """Export one repository version under registry name ``name``.
+
+    The summary is stored once, on the MirrorExport record (in the task's ``created_resources``):
+    not again as the task result or as extra progress reports.
 
     ``source_href`` is the version's href as the viewset computed it (None for tasks queued by an
     older API process: then it is computed here, at a cost of ~0.4 s).
@@ -226,29 +202,18 @@ def export_to_mirror(
     exporter = MirrorExporter.objects.get(pk=exporter_pk)
     repo_version = RepositoryVersion.objects.select_related("repository").get(pk=repo_version_pk)
     source = build_source(repo_version, name, source_href)
-    target = ExportTarget(
-        root=exporter.path,
-        metadata_dir=exporter.metadata_path,
-        master_url=exporter.master_url,
-        mirror_url=exporter.mirror_url,
-        module=exporter.module,
-        allow_protected=exporter.allow_protected,
-    )
+    target = ExportTarget.from_exporter(exporter)
     params = {"repository_version": source.source, "name": name}
     export = MirrorExport.objects.create(exporter=exporter, params=params, task=Task.current())
-    progress = TaskProgress()
     try:
-        summary = export_repository(source, target, progress=progress, export_id=str(export.pk))
-    except BaseException as exc:
-        progress.close(exc)
+        with TaskProgress() as progress:
+            summary = export_repository(source, target, progress=progress, export_id=str(export.pk))
+    except BaseException:
         export.delete()
         raise
-    progress.close(None)
-    report_summary(summary)
     export.summary = dataclasses.asdict(summary)
     export.save(update_fields=["summary"])
     export.exported_resources.create(content_object=repo_version)
     CreatedResource.objects.create(content_object=export)
     log.info("exported %s as %s: %s", source.source, name, export.summary)
     after_export(export, summary)
-    return export.summary

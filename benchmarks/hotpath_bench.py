@@ -1,0 +1,171 @@
+"""crane_fedora's hot path in process: microseconds per request through the whole WSGI app.
+
+Run: ``python -m benchmarks.hotpath_bench`` (no servers: the WSGI callable is called directly, on
+one core, so the numbers are the app's own cost without any HTTP server or network).
+
+Why in process: the server benchmark (crane_bench) measures throughput, where a few per cent of
+app cost vanish in the noise of a shared machine. Here each row is the median of several rounds
+of many calls, and every comparison (library vs hand-written parser, metrics on vs off) runs the
+same requests in the same process, side by side. Also here: the cost ceilings of hostile
+headers and of a metadata reload, which used to be wall-clock asserts in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.crane_bench import OCI_INDEX, OCI_MANIFEST, repo_doc
+
+#: What podman sends for a manifest by tag (c/image's default list).
+PODMAN_ACCEPT = (
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.docker.distribution.manifest.v1+prettyjws, "
+    "application/vnd.docker.distribution.manifest.v1+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json"
+)
+
+
+def make_app(data_dir: Path, extra: str = "") -> Callable:
+    from crane_fedora.app import create_app
+    from crane_fedora.config import parse_config
+
+    text = f"[general]\ndata_dir = {data_dir}\ndata_dir_polling_interval = 0\n{extra}"
+    return create_app(parse_config(text))
+
+
+def _start_response(status: str, headers: list, exc_info: object = None) -> None:
+    return None
+
+
+def per_call_us(fn: Callable[[], object], calls: int, rounds: int = 7) -> float:
+    """Median over ``rounds`` of the mean µs per call of ``calls`` calls."""
+    results = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        results.append((time.perf_counter() - t) / calls * 1e6)
+    return statistics.median(results)
+
+
+def wsgi_call(app: Callable, path: str, headers: dict[str, str] | None = None, method: str = "GET"):
+    environ = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": None,
+        "wsgi.errors": sys.stderr,
+        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in (headers or {}).items()},
+    }
+
+    def call() -> object:
+        body = app(dict(environ), _start_response)
+        for _ in body:
+            pass
+        close = getattr(body, "close", None)
+        if close:
+            close()
+        return body
+
+    return call
+
+
+def dataset(tmp: Path) -> tuple[Path, dict]:
+    data = tmp / "data"
+    doc = repo_doc("fedora/r00000", 20)
+    (data / "fedora").mkdir(parents=True)
+    (data / "fedora" / "r00000.json").write_text(json.dumps(doc, sort_keys=True))
+    return data, doc
+
+
+def requests(doc: dict) -> dict[str, tuple[str, dict[str, str]]]:
+    index = doc["tags"]["latest"]
+    child = next(d for d, m in doc["manifests"].items() if m["mediaType"] == OCI_MANIFEST)
+    blob = next(iter(doc["blobs"]))
+    etag = f'"{index}"'
+    base = "/v2/fedora/r00000"
+    return {
+        "manifest GET by tag (podman Accept)": (f"{base}/manifests/latest", {"Accept": PODMAN_ACCEPT}),
+        "manifest GET by digest (OCI index Accept)": (f"{base}/manifests/{child}", {"Accept": OCI_INDEX}),
+        "manifest GET, If-None-Match hit (304)": (
+            f"{base}/manifests/latest",
+            {"Accept": PODMAN_ACCEPT, "If-None-Match": etag},
+        ),
+        "blob redirect": (f"{base}/blobs/{blob}", {}),
+    }
+
+
+def bench_requests(app: Callable, doc: dict, calls: int) -> dict[str, float]:
+    return {
+        name: per_call_us(wsgi_call(app, path, hdrs), calls) for name, (path, hdrs) in requests(doc).items()
+    }
+
+
+def bench_parsers(calls: int) -> dict[str, float]:
+    """Header parsing alone: Werkzeug vs the cache hit vs the hand-written ETag scan."""
+    from werkzeug.http import parse_accept_header, parse_etags
+
+    from crane_fedora.negotiation import AcceptCache
+    from crane_fedora.registry import _etag_matches
+
+    cache = AcceptCache()
+    cache(PODMAN_ACCEPT)
+    etag = '"sha256:' + "a" * 64 + '"'
+    return {
+        "Accept: Werkzeug parse_accept_header, uncached": per_call_us(
+            lambda: parse_accept_header(PODMAN_ACCEPT), calls
+        ),
+        "Accept: AcceptCache hit (what a request pays)": per_call_us(lambda: cache(PODMAN_ACCEPT), calls),
+        "If-None-Match: hand-written scan (what a request pays)": per_call_us(
+            lambda: _etag_matches(etag, etag), calls
+        ),
+        "If-None-Match: Werkzeug parse_etags + contains_weak": per_call_us(
+            lambda: parse_etags(etag).contains_weak(etag[1:-1]), calls
+        ),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=3000, help="calls per round (7 rounds per row)")
+    ap.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="crane-hotpath-") as tmp:
+        data, doc = dataset(Path(tmp))
+        app = make_app(data)
+        rows = bench_requests(app, doc, args.calls)
+    parsers = bench_parsers(args.calls)
+    if args.json:
+        print(json.dumps({"requests": rows, "parsers": parsers}, indent=1))
+        return 0
+    get_us = rows["manifest GET by tag (podman Accept)"]
+    print(f"Requests (whole WSGI app, fast path; median of 7 rounds x {args.calls} calls):")
+    print()
+    print("| request | µs per request |")
+    print("|---|---|")
+    for name, us in rows.items():
+        print(f"| {name} | {us:.1f} |")
+    print()
+    print("Header parsing (issue 11: library vs hand-written; budget 5% of a manifest GET):")
+    print()
+    print("| parser | µs per call | share of a manifest GET by tag |")
+    print("|---|---|---|")
+    for name, us in parsers.items():
+        print(f"| {name} | {us:.2f} | {us / get_us:.1%} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
