@@ -21,6 +21,12 @@ READABLE_VERSIONS = (5, 6)
 DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})\Z")
 #: Any digest of the OCI grammar (used to tell "invalid" from "unsupported" in errors).
 ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
+#: Algorithms registered by the OCI image spec, with the one syntax of their encoded part. A digest
+#: naming one of them is malformed unless it matches (``sha256:zz`` is invalid, not unknown).
+REGISTERED_DIGESTS = {
+    "sha256": re.compile(r"[a-f0-9]{64}\Z"),
+    "sha512": re.compile(r"[a-f0-9]{128}\Z"),
+}
 #: Repository name grammar of the OCI distribution spec.
 NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*\Z")
 NAME_MAX = 255
@@ -66,6 +72,17 @@ def filelist_name(module: str) -> str:
     if not module or "/" in module or module.startswith("."):
         raise ValueError(f"invalid module name: {module!r}")
     return FILELIST_PREFIX + module
+
+
+def is_valid_digest(digest: str) -> bool:
+    """True if ``digest`` is well formed: the OCI grammar, and the exact syntax of a registered
+    algorithm (sha256, sha512). An unregistered algorithm passes if it fits the grammar: valid,
+    though nothing is ever stored under it."""
+    if ANY_DIGEST_RE.match(digest) is None:
+        return False
+    algorithm, _, encoded = digest.partition(":")
+    pattern = REGISTERED_DIGESTS.get(algorithm)
+    return pattern is None or pattern.match(encoded) is not None
 
 
 def is_valid_name(name: str) -> bool:
