@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 #: Metadata files written by the exporter carry these markers (Pulp 2 used versions 1-4).
 #: Version 6 is version 5 plus optional keys (docs/layout.md §4.1); both are read, 6 is written.
@@ -109,3 +110,47 @@ def join_url(base: str, relpath: str) -> str:
     if relpath.startswith("/") or ".." in relpath.split("/"):
         raise ValueError(f"refusing to join {relpath!r}")
     return base + relpath
+
+
+class InvalidURL(ValueError):
+    """A master or mirror URL that crane_fedora could not use as a redirect base."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a redirect base, or None if it can.
+
+    The one rule for the exporter (CLI and REST) and crane_fedora's parser, so that an export can
+    never write metadata every crane then refuses. Why these rules: every blob redirect is this
+    URL plus a validated path, sent as ``Location``. A control or non-ASCII character made the
+    WSGI server refuse the header (an HTML 500), and user info (``https://dl.example.org@evil.com/``)
+    names another host while looking like an allowed one.
+    """
+    if not url.isascii() or not url.isprintable() or " " in url:
+        return "must be printable ASCII without spaces"
+    if any(c in url for c in "?#\\"):
+        return "must not contain a query, fragment or backslash"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not url.startswith(parts.scheme + "://"):
+        return "must be an absolute http(s) URL"
+    if "@" in parts.netloc:
+        return "must not contain user info"
+    if not parts.hostname:
+        return "must name a host"
+    return None
+
+
+def base_url(url: str, what: str = "URL") -> str:
+    """``url`` checked by :func:`url_problem` and ending in ``/``, or :class:`InvalidURL`.
+
+    A missing trailing slash is added, not rejected: paths such as ``blobs/sha256/…`` are appended,
+    so ``…/containers`` and ``…/containers/`` can only mean one thing. The message never repeats a
+    URL with user info in it (it may hold a password).
+    """
+    problem = url_problem(url)
+    if problem is not None:
+        shown = "" if "@" in url else f": {url!r}"
+        raise InvalidURL(f"{what} {problem}{shown}")
+    return url if url.endswith("/") else url + "/"
