@@ -38,7 +38,7 @@ _IGNORED = {
     "solr": None,
 }
 _KNOWN = {
-    "general": {"debug", "data_dir", "data_dir_polling_interval", "endpoint"},
+    "general": {"debug", "data_dir", "data_dir_polling_interval", "endpoint", "max_metadata_size"},
     "cdn": {"url_match", "url_replace", "url_auth_secret", "url_auth_ttl", "url_auth_param", "url_auth_algo"},
     "serve_content": {"enable", "content_dir_v2", "use_x_sendfile"},
     "mirrors": {"settle_seconds", "allowed_url_prefixes"},
@@ -97,6 +97,8 @@ class Config:
     data_dir: str = DEFAULT_DATA_DIR
     data_dir_polling_interval: int = 60
     endpoint: str = ""
+    #: bytes; a larger metadata file is rejected unread (its last good version stays)
+    max_metadata_size: int = 64 * 1024 * 1024
     # [cdn]
     url_match: str = ""
     url_replace: str = ""
@@ -338,6 +340,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         data_dir=_str(cp, "general", "data_dir", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR,
         data_dir_polling_interval=_int(cp, "general", "data_dir_polling_interval", 60),
         endpoint=_str(cp, "general", "endpoint", ""),
+        max_metadata_size=_int(cp, "general", "max_metadata_size", 64 * 1024 * 1024, minimum=1),
         url_match=url_match,
         url_replace=url_replace,
         url_auth_secret=secret,

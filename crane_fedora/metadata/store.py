@@ -166,9 +166,18 @@ class MetadataStore:
     def _parse(self, full: str, rel: str, previous: FileEntry | None, sig: Signature) -> FileEntry:
         """Parse one changed file; on failure keep the previous good repository and log once."""
         old_repo = previous.repo if previous else None
+        cap = self.config.max_metadata_size
         try:
+            # The cap is checked before reading and again while reading (the file may grow):
+            # a 284 MB file took each worker to 1.7 GB, so it is refused unread.
+            if sig[1] > cap:
+                raise MetadataError(
+                    f"{sig[1]} bytes, over [general] max_metadata_size ({cap} bytes); not read"
+                )
             with open(full, "rb") as fh:
-                data = fh.read()
+                data = fh.read(cap + 1)
+            if len(data) > cap:
+                raise MetadataError(f"over [general] max_metadata_size ({cap} bytes); not read")
             return FileEntry(sig, parse_bytes(data, rel, self.config))
         except SkipFile as exc:
             log.info("metadata %s skipped: %s", rel, exc)
