@@ -228,6 +228,8 @@ class Config:
     data_dir: str = setting("general", "data_dir", DEFAULT_DATA_DIR)
     data_dir_polling_interval: int = setting("general", "data_dir_polling_interval", 60, _integer())
     endpoint: str = setting("general", "endpoint", "")
+    #: bytes; a larger metadata file is rejected unread (its last good version stays)
+    max_metadata_size: int = setting("general", "max_metadata_size", 64 * 1024 * 1024, _integer(minimum=1))
     # [cdn]
     url_match: str = setting("cdn", "url_match", "")
     url_replace: str = setting("cdn", "url_replace", "")

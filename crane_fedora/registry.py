@@ -26,7 +26,7 @@ from crane_fedora.metadata.model import NATIVE, Manifest, NativeRepo, Pulp2Repo
 from crane_fedora.metadata.store import MetadataStore
 from crane_fedora.negotiation import AcceptCache
 from crane_fedora.protected import may_read, visible_names
-from pulp_fedora_mirror.layout import ANY_DIGEST_RE, DIGEST_RE, blob_path, is_valid_name, join_url
+from pulp_fedora_mirror.layout import DIGEST_RE, blob_path, is_valid_digest, is_valid_name, join_url
 from pulp_fedora_mirror.layout import TAG_RE as _TAG_RE
 from pulp_fedora_mirror.mediatypes import DOCKER_LIST, DOCKER_MANIFEST
 
@@ -181,12 +181,14 @@ class Registry:
             manifest = repo.tags.get(ref)
         elif _digest_match(ref):
             manifest = repo.manifests.get(ref)
-        elif ANY_DIGEST_RE.match(ref) and not ref.startswith("sha256:"):
+        elif ":" in ref:  # no tag has a colon: a digest, or a malformed one
+            if not is_valid_digest(ref):
+                return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
             manifest = None  # another algorithm: valid, but nothing is stored under it
-        elif ":" in ref:
-            return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
         else:
-            return error(400, "TAG_INVALID", "invalid tag", {"tag": ref[:300]})
+            # Not a valid tag, so no manifest can have it: 404 like Distribution (the spec lists
+            # only 200 and 404 for manifest GET/HEAD), not 400 TAG_INVALID.
+            manifest = None
         if manifest is None:
             return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"name": repo.name, "reference": ref})
         quality = self.acceptor(environ.get("HTTP_ACCEPT"))
@@ -224,7 +226,7 @@ class Registry:
 
     def _blob(self, repo: NativeRepo, ref: str, head: bool) -> Reply:
         if not _digest_match(ref):
-            if ANY_DIGEST_RE.match(ref) and not ref.startswith("sha256:"):
+            if is_valid_digest(ref):  # another algorithm: valid, but nothing is stored under it
                 return error(404, "BLOB_UNKNOWN", "blob unknown to registry", {"digest": ref})
             return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
         info = repo.blobs.get(ref)
@@ -337,7 +339,7 @@ class Registry:
     # -- Pulp 2 repositories ----------------------------------------------------------------
     def _pulp2(self, repo: Pulp2Repo, keyword: str, ref: str, environ: dict, head: bool) -> Reply:
         if keyword == "blobs":
-            if not ANY_DIGEST_RE.match(ref):
+            if not is_valid_digest(ref):  # as for native repositories: never redirected
                 return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
             rel, media_type = f"blobs/{ref}", OCTET
         elif keyword == "tags":
@@ -345,8 +347,16 @@ class Registry:
                 return error(404, "NAME_UNKNOWN", "unknown endpoint")
             rel, media_type = "tags/list", JSON
         else:
-            if not (_tag_match(ref) or ANY_DIGEST_RE.match(ref)):
-                return error(400, "TAG_INVALID", "invalid tag or digest", {"reference": ref[:300]})
+            if _tag_match(ref) is None:
+                if ":" not in ref:  # cannot be a tag: nothing to redirect to (as native)
+                    return error(
+                        404,
+                        "MANIFEST_UNKNOWN",
+                        "manifest unknown",
+                        {"name": repo.name, "reference": ref[:300]},
+                    )
+                if not is_valid_digest(ref):
+                    return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
             rel, media_type = self._pulp2_manifest(repo, ref, environ.get("HTTP_ACCEPT"))
         if self.serve_content:
             return self._send_file(repo, rel, media_type, keyword, head)

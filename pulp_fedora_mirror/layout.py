@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 #: Metadata files written by the exporter carry these markers (Pulp 2 used versions 1-4).
 #: Version 6 is version 5 plus optional keys (docs/layout.md §4.1); both are read, 6 is written.
@@ -21,6 +22,12 @@ READABLE_VERSIONS = (5, 6)
 DIGEST_RE = re.compile(r"^sha256:([a-f0-9]{64})\Z")
 #: Any digest of the OCI grammar (used to tell "invalid" from "unsupported" in errors).
 ANY_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
+#: Algorithms registered by the OCI image spec, with the one syntax of their encoded part. A digest
+#: naming one of them is malformed unless it matches (``sha256:zz`` is invalid, not unknown).
+REGISTERED_DIGESTS = {
+    "sha256": re.compile(r"[a-f0-9]{64}\Z"),
+    "sha512": re.compile(r"[a-f0-9]{128}\Z"),
+}
 #: Repository name grammar of the OCI distribution spec.
 NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*\Z")
 NAME_MAX = 255
@@ -68,6 +75,17 @@ def filelist_name(module: str) -> str:
     return FILELIST_PREFIX + module
 
 
+def is_valid_digest(digest: str) -> bool:
+    """True if ``digest`` is well formed: the OCI grammar, and the exact syntax of a registered
+    algorithm (sha256, sha512). An unregistered algorithm passes if it fits the grammar: valid,
+    though nothing is ever stored under it."""
+    if ANY_DIGEST_RE.match(digest) is None:
+        return False
+    algorithm, _, encoded = digest.partition(":")
+    pattern = REGISTERED_DIGESTS.get(algorithm)
+    return pattern is None or pattern.match(encoded) is not None
+
+
 def is_valid_name(name: str) -> bool:
     """True if ``name`` is a repository name clients may use."""
     return len(name) <= NAME_MAX and NAME_RE.match(name) is not None
@@ -92,3 +110,47 @@ def join_url(base: str, relpath: str) -> str:
     if relpath.startswith("/") or ".." in relpath.split("/"):
         raise ValueError(f"refusing to join {relpath!r}")
     return base + relpath
+
+
+class InvalidURL(ValueError):
+    """A master or mirror URL that crane_fedora could not use as a redirect base."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a redirect base, or None if it can.
+
+    The one rule for the exporter (CLI and REST) and crane_fedora's parser, so that an export can
+    never write metadata every crane then refuses. Why these rules: every blob redirect is this
+    URL plus a validated path, sent as ``Location``. A control or non-ASCII character made the
+    WSGI server refuse the header (an HTML 500), and user info (``https://dl.example.org@evil.com/``)
+    names another host while looking like an allowed one.
+    """
+    if not url.isascii() or not url.isprintable() or " " in url:
+        return "must be printable ASCII without spaces"
+    if any(c in url for c in "?#\\"):
+        return "must not contain a query, fragment or backslash"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not url.startswith(parts.scheme + "://"):
+        return "must be an absolute http(s) URL"
+    if "@" in parts.netloc:
+        return "must not contain user info"
+    if not parts.hostname:
+        return "must name a host"
+    return None
+
+
+def base_url(url: str, what: str = "URL") -> str:
+    """``url`` checked by :func:`url_problem` and ending in ``/``, or :class:`InvalidURL`.
+
+    A missing trailing slash is added, not rejected: paths such as ``blobs/sha256/…`` are appended,
+    so ``…/containers`` and ``…/containers/`` can only mean one thing. The message never repeats a
+    URL with user info in it (it may hold a password).
+    """
+    problem = url_problem(url)
+    if problem is not None:
+        shown = "" if "@" in url else f": {url!r}"
+        raise InvalidURL(f"{what} {problem}{shown}")
+    return url if url.endswith("/") else url + "/"

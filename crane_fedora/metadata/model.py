@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
+
+from pulp_fedora_mirror.layout import url_problem
 
 NATIVE = "native"
 PULP2 = "pulp2"
@@ -114,25 +115,14 @@ def require(cond: Any, message: str) -> None:
         raise MetadataError(message)
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a redirect base, or None if it can.
-
-    Why: every blob redirect is this URL plus a validated path, sent as ``Location``. A control
-    or non-ASCII character made the WSGI server refuse the header (an HTML 500), and user info
-    (``https://dl.example.org@evil.com/``) names another host while looking like an allowed one.
-    """
-    if not url.isascii() or not url.isprintable() or " " in url:
-        return "must be printable ASCII without spaces"
-    if any(c in url for c in "?#\\"):
-        return "must not contain a query, fragment or backslash"
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # e.g. an unbalanced "[" in the host
-        return "is not a valid URL"
-    if parts.scheme not in ("http", "https") or not url.startswith(parts.scheme + "://"):
-        return "must be an absolute http(s) URL"
-    if "@" in parts.netloc:
-        return "must not contain user info"
-    if not parts.hostname:
-        return "must name a host"
-    return None
+__all__ = [
+    "NATIVE",
+    "PULP2",
+    "Manifest",
+    "MetadataError",
+    "NativeRepo",
+    "Pulp2Repo",
+    "Repo",
+    "require",
+    "url_problem",
+]

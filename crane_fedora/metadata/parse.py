@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 from crane_fedora.config import Config
+from crane_fedora.metadata import jsonsteps
 from crane_fedora.metadata.model import MetadataError, Repo, require
 from crane_fedora.metadata.native import parse_native
 from crane_fedora.metadata.pulp2 import parse_pulp2
 from pulp_fedora_mirror.layout import METADATA_TYPE, READABLE_VERSIONS
+
+#: ``json.loads`` in steps that let request threads run (a reload of a large file stalled them).
+_loads = jsonsteps.loads
 
 
 class SkipFile(Exception):
@@ -18,7 +20,7 @@ class SkipFile(Exception):
 def parse_bytes(data: bytes, path: str, config: Config) -> Repo:
     """Parse one metadata file; raise :class:`MetadataError` or :class:`SkipFile`."""
     try:
-        doc = json.loads(data)
+        doc = _loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MetadataError(f"not valid JSON: {exc}") from None
     require(isinstance(doc, dict), "top level must be an object")

@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 from crane_fedora.config import Config
 from crane_fedora.metadata.model import Pulp2Repo, require, url_problem
-from pulp_fedora_mirror.layout import ANY_DIGEST_RE, is_valid_name
+from pulp_fedora_mirror.layout import is_valid_digest, is_valid_name
 
 
 def _str_list(doc: dict, key: str) -> frozenset[str]:
@@ -59,7 +59,7 @@ def parse_pulp2(doc: dict, path: str, config: Config) -> Pulp2Repo:
                 and value[1] in (1, 2),
                 f"manifest_list_amd64_tags[{tag!r}] must be [digest, 1 or 2]",
             )
-            require(ANY_DIGEST_RE.match(value[0]), f"manifest_list_amd64_tags[{tag!r}]: bad digest")
+            require(is_valid_digest(value[0]), f"manifest_list_amd64_tags[{tag!r}]: bad digest")
             amd64[tag] = (value[0], value[1])
     else:
         lists = frozenset()

@@ -9,6 +9,7 @@ and removals are all seen.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -30,6 +31,9 @@ Signature = tuple[int, int, int]
 #: characters, at most 128 components, one directory each), far from Python's recursion limit
 #: (a 1,100-level tree raised RecursionError out of create_app, so no worker could boot).
 MAX_DEPTH = 130
+#: Errors that mean "not there (any more)": a directory removed during a scan is simply gone.
+#: Anything else (EACCES above all) means "there, but we cannot see inside": keep what we had.
+_GONE = frozenset({errno.ENOENT, errno.ENOTDIR})
 
 
 class Startable(Protocol):
@@ -65,31 +69,50 @@ class MetadataStore:
         self._poller_pid = 0
         self._stop = threading.Event()
         self._missing_logged = False
+        #: Directories (relative to data_dir, "." for itself) the last scan could not read, with
+        #: the reason. Their repositories are kept; /healthz reports them (503).
+        self.unreadable: tuple[tuple[str, str], ...] = ()
         #: Started and stopped with the poller (see :meth:`ensure_poller`); set by create_app.
         self.listener: Startable | None = None
 
     # -- scanning ---------------------------------------------------------------------------
-    def _scan(self) -> dict[str, Signature] | None:
-        """Every ``*.json`` under data_dir (links followed, dot-names skipped) with its signature.
+    def _scan(self) -> tuple[dict[str, Signature], dict[str, str]] | None:
+        """Every ``*.json`` under data_dir (links followed, dot-names skipped) with its signature,
+        and the directories that could not be read (full path -> reason); None if data_dir is gone.
 
         Why not ``os.walk``: this runs every poll over every file, and ``fstatat`` relative to an
         open directory (``os.scandir(fd)``) is about a quarter cheaper than stat by full path.
+        Why the second result: an unreadable directory (``chmod 000``, an NFS permission change)
+        is not an empty one; treating it as empty silently dropped every repository under it.
         """
-        if not os.path.isdir(self.data_dir):
-            return None
+        try:
+            if not stat.S_ISDIR(os.stat(self.data_dir).st_mode):
+                return None
+        except OSError as exc:
+            if exc.errno in _GONE:
+                return None
+            return {}, {self.data_dir: os.strerror(exc.errno or 0)}
         found: dict[str, Signature] = {}
-        self._scan_dir(self.data_dir, found, set())
-        return found
+        problems: dict[str, str] = {}
+        self._scan_dir(self.data_dir, found, problems, set())
+        return found, problems
 
     def _scan_dir(
-        self, path: str, found: dict[str, Signature], seen: set[tuple[int, int]], depth: int = 0
+        self,
+        path: str,
+        found: dict[str, Signature],
+        problems: dict[str, str],
+        seen: set[tuple[int, int]],
+        depth: int = 0,
     ) -> None:
         if depth > MAX_DEPTH:
             log.warning("metadata directory %s is nested too deeply; not scanned", path[:300])
             return
         try:
             fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _GONE:
+                problems[path] = os.strerror(exc.errno or 0)
             return
         subdirs = []
         try:
@@ -105,23 +128,56 @@ class MetadataStore:
                     if name.endswith(".json"):
                         try:
                             st = entry.stat()  # follows links
-                        except OSError:
+                        except OSError as exc:
+                            if exc.errno not in _GONE:  # e.g. a directory readable but not searchable
+                                problems[path] = os.strerror(exc.errno or 0)
                             continue  # vanished or dangling link
                         if stat.S_ISREG(st.st_mode):
                             found[f"{path}/{name}"] = (st.st_mtime_ns, st.st_size, st.st_ino)
                     elif entry.is_dir():
                         subdirs.append(name)
+        except OSError as exc:  # the listing itself failed half-way (I/O error, NFS)
+            problems[path] = os.strerror(exc.errno or 0)
         finally:
             os.close(fd)
         for name in sorted(subdirs):
-            self._scan_dir(f"{path}/{name}", found, seen, depth + 1)
+            self._scan_dir(f"{path}/{name}", found, problems, seen, depth + 1)
+
+    def _note_unreadable(self, problems: dict[str, str]) -> None:
+        """Log once per state change (not every poll) and publish the list for /healthz."""
+        top = len(self.data_dir) + 1
+        now = tuple(sorted((p[top:] or ".", why) for p, why in problems.items()))
+        before = dict(self.unreadable)
+        for rel, why in now:
+            if before.get(rel) != why:
+                log.error(
+                    "metadata directory %s under data_dir %s cannot be read (%s); keeping the "
+                    "repositories last read from it, /healthz reports 503 until it is readable",
+                    rel,
+                    self.data_dir,
+                    why,
+                )
+        after = dict(now)
+        for rel in before:
+            if rel not in after:
+                log.warning("metadata directory %s under data_dir %s is readable again", rel, self.data_dir)
+        self.unreadable = now
 
     def _parse(self, full: str, rel: str, previous: FileEntry | None, sig: Signature) -> FileEntry:
         """Parse one changed file; on failure keep the previous good repository and log once."""
         old_repo = previous.repo if previous else None
+        cap = self.config.max_metadata_size
         try:
+            # The cap is checked before reading and again while reading (the file may grow):
+            # a 284 MB file took each worker to 1.7 GB, so it is refused unread.
+            if sig[1] > cap:
+                raise MetadataError(
+                    f"{sig[1]} bytes, over [general] max_metadata_size ({cap} bytes); not read"
+                )
             with open(full, "rb") as fh:
-                data = fh.read()
+                data = fh.read(cap + 1)
+            if len(data) > cap:
+                raise MetadataError(f"over [general] max_metadata_size ({cap} bytes); not read")
             return FileEntry(sig, parse_bytes(data, rel, self.config))
         except SkipFile as exc:
             log.info("metadata %s skipped: %s", rel, exc)
@@ -182,8 +238,9 @@ class MetadataStore:
 
     def _refresh(self) -> bool:
         with self._lock:
-            found = self._scan()
-            if found is None:
+            scanned = self._scan()
+            if scanned is None:
+                self.unreadable = ()
                 if self.loaded or not self._missing_logged:
                     log.error(
                         "data_dir %s does not exist; serving no repositories until it does", self.data_dir
@@ -195,9 +252,13 @@ class MetadataStore:
                     self.index = build_index([], 0, 0)
                 self.loaded = False
                 return changed
+            found, problems = scanned
+            self._note_unreadable(problems)
+            # Files under a directory we could not read are not gone: keep their last good parse.
+            kept = tuple(p + "/" for p in problems)
             changed = False
             entries = self._entries
-            for gone in [p for p in entries if p not in found]:
+            for gone in [p for p in entries if p not in found and not p.startswith(kept)]:
                 del entries[gone]
                 changed = True
             for full, sig in found.items():

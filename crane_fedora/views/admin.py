@@ -17,12 +17,18 @@ def _json(doc: object, status: int = 200, headers: dict | None = None) -> Respon
 
 @bp.route("/healthz", methods=["GET", "HEAD"])
 def healthz() -> Response:
-    """200 with counts once the metadata directory has been loaded, 503 before (load balancers)."""
+    """200 with counts once the metadata directory has been loaded, 503 before (load balancers).
+
+    Also 503 while a directory under data_dir cannot be read: the repositories last read from it
+    are still served, but they can no longer be updated, which a load balancer should know.
+    """
     state = current_app.extensions["crane_fedora"]
     store = state.store
     index = store.index
+    unreadable = store.unreadable
+    status = "loading" if not store.loaded else "unreadable" if unreadable else "ok"
     doc = {
-        "status": "ok" if store.loaded else "loading",
+        "status": status,
         "repositories": len(index.repos),
         "native": index.native,
         "pulp2": index.pulp2,
@@ -30,7 +36,9 @@ def healthz() -> Response:
         "errors": index.errors,
         "loaded_at": index.loaded_at,
     }
-    return _json(doc, 200 if store.loaded else 503)
+    if unreadable:
+        doc["unreadable"] = [{"path": rel, "error": why} for rel, why in unreadable]
+    return _json(doc, 200 if status == "ok" else 503)
 
 
 @bp.route("/v1/_ping", methods=["GET", "HEAD"])

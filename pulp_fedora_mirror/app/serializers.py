@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from gettext import gettext as _
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -35,31 +34,13 @@ NAME_BYTES_MAX = 255 - len(".") - len(".tmp-") - 12
 def normalise_base_url(value: str, field: str) -> str:
     """Return ``value`` as an absolute http(s) URL ending in ``/``, or raise a clear 400.
 
-    A missing trailing slash is added rather than rejected: crane_fedora appends paths such as
-    ``blobs/sha256/…`` to the URL, so ``…/containers`` and ``…/containers/`` can only mean one thing.
+    The rule is :func:`pulp_fedora_mirror.layout.base_url`, the one crane_fedora applies when it
+    reads the metadata, so an export can never write URLs every crane then refuses.
     """
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        # urlsplit silently drops tabs and newlines; crane would put them in Location headers.
-        raise serializers.ValidationError(
-            _("{field} must not contain whitespace or control characters").format(field=field)
-        )
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise serializers.ValidationError(
-            _("{field} must be an absolute http:// or https:// URL, got '{value}'").format(
-                field=field, value=value
-            )
-        )
-    if parts.query or parts.fragment:
-        raise serializers.ValidationError(
-            _("{field} must not have a query or fragment: '{value}'").format(field=field, value=value)
-        )
-    if parts.username or parts.password:
-        raise serializers.ValidationError(
-            # Not echoed back: the value holds a password.
-            _("{field} must not contain credentials").format(field=field)
-        )
-    return value if value.endswith("/") else value + "/"
+    try:
+        return layout.base_url(value, field)
+    except layout.InvalidURL as exc:
+        raise serializers.ValidationError(str(exc)) from None
 
 
 class _CheckedHrefMixin:

@@ -51,9 +51,11 @@ class Plan:
 
 
 def _url(url: str, what: str) -> str:
-    if not url.startswith(("http://", "https://")) or len(url) <= len("https://"):
-        raise ExportError(f"{what} must be an absolute http(s) URL, got {url!r}")
-    return url if url.endswith("/") else url + "/"
+    """The contract's URL rule (crane_fedora applies the same one when it reads the metadata)."""
+    try:
+        return layout.base_url(url, what)
+    except layout.InvalidURL as exc:
+        raise ExportError(str(exc)) from None
 
 
 def plan_export(repo: RepositorySource, target: ExportTarget) -> Plan:

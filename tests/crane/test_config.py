@@ -225,3 +225,36 @@ def test_every_setting_is_one_declaration():
     # a non-default value for every key reaches its field through parse_config alone
     cfg = parse_config("[registry]\npage_size_max = 7\n[notifications]\nreconnect_max_delay = 9\n")
     assert (cfg.page_size_max, cfg.notify_reconnect_max_delay) == (7, 9)
+
+
+def test_gunicorn_multi_worker_bad_config_exits_3_with_one_line(tmp_path):
+    """Issue 13 item 6: the documented ``gunicorn -w 4`` command, real gunicorn, a bad config.
+
+    Before: every worker printed the error, and often two exited 3 while the master halted,
+    which made gunicorn raise HaltServer inside its own shutdown (tracebacks, exit status 1).
+    Several runs, because that part was a race.
+    """
+    from tests.harness.ports import free_port
+
+    p = tmp_path / "crane.conf"
+    p.write_text("[general]\ndata_dir_polling_interval = soon\n")
+    base = [sys.executable, "-m", "gunicorn", "-w", "4", "-k", "gthread", "--threads", "8"]
+    help_text = subprocess.run([*base, "--help"], capture_output=True, text=True, timeout=60).stdout
+    if "--no-control-socket" in help_text:  # gunicorn >= 26: no shared ~/.gunicorn socket
+        base.append("--no-control-socket")
+    for _ in range(3):
+        proc = subprocess.run(
+            [*base, "-b", f"127.0.0.1:{free_port()}", "crane_fedora.wsgi:application"],
+            capture_output=True,
+            text=True,
+            env={"CRANE_CONFIG_PATH": str(p), "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+            cwd=Path(__file__).resolve().parents[2],
+            timeout=120,
+        )
+        output = proc.stdout + proc.stderr
+        assert "Traceback" not in output, output
+        assert proc.returncode == 3, output
+        ours = [ln for ln in output.splitlines() if ln.startswith("crane_fedora:")]
+        assert ours == [
+            "crane_fedora: configuration error: [general] data_dir_polling_interval: not an integer: 'soon'"
+        ], output

@@ -180,8 +180,29 @@ def test_unknown_tag_and_digest(client):
 
 def test_invalid_references(client):
     assert_error(client.get(f"{REPO}/manifests/sha256:XYZ!"), 400, "DIGEST_INVALID")
-    assert_error(client.get(f"{REPO}/manifests/.bad"), 400, "TAG_INVALID")
-    assert_error(client.get(f"{REPO}/manifests/" + "a" * 129), 400, "TAG_INVALID")
+
+
+@pytest.mark.parametrize("method", ["get", "head"])
+@pytest.mark.parametrize("ref", [".INVALID", ".bad", "a" * 129, "-dash", "a%20b"])
+def test_reference_that_cannot_be_a_tag_is_unknown(client, method, ref):
+    # issue 13 item 10: the distribution spec lists only 200/404 for manifest GET/HEAD and
+    # Distribution answers 404 MANIFEST_UNKNOWN for a tag that cannot exist (was 400 TAG_INVALID)
+    assert_error(getattr(client, method)(f"{REPO}/manifests/{ref}"), 404, "MANIFEST_UNKNOWN")
+
+
+@pytest.mark.parametrize("area", ["manifests", "blobs"])
+@pytest.mark.parametrize(
+    "ref", ["sha256:zz", "sha256:" + "A" * 64, "sha256:" + "0" * 63, "sha512:zz", "sha512:" + "0" * 64]
+)
+def test_malformed_registered_digest_is_invalid(client, area, ref):
+    # issue 13 item 9: sha256 and sha512 (the registered algorithms) have a fixed syntax
+    assert_error(client.get(f"{REPO}/{area}/{ref}"), 400, "DIGEST_INVALID")
+
+
+@pytest.mark.parametrize("area,code", [("manifests", "MANIFEST_UNKNOWN"), ("blobs", "BLOB_UNKNOWN")])
+def test_unregistered_algorithm_is_unknown(client, area, code):
+    assert_error(client.get(f"{REPO}/{area}/sha384:" + "0" * 96), 404, code)
+    assert_error(client.get(f"{REPO}/{area}/blake3:" + "a" * 64), 404, code)
 
 
 def test_manifest_path_without_ref_or_with_extra_components(client):

@@ -94,8 +94,11 @@ def test_pulp2_blobs_tags_and_invalid(make_app, pulp2_dir):
     assert location(client, "/v2/fedora/pulp2-busybox/tags/list?n=1") == BB + "tags/list"
     r = client.get("/v2/fedora/pulp2-busybox/blobs/../../etc")
     assert r.status_code in (400, 404) and "Location" not in r.headers
-    r = client.get("/v2/fedora/pulp2-busybox/manifests/a b")
-    assert r.status_code == 400 and r.json["errors"][0]["code"] == "TAG_INVALID"
+    # issue 13 item 10: a reference that is neither a tag nor a digest cannot exist: 404
+    for ref in ("a b", ".INVALID"):
+        r = client.get(f"/v2/fedora/pulp2-busybox/manifests/{ref}")
+        assert r.status_code == 404 and r.json["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+        assert "Location" not in r.headers
     # Crane's 500s (v3/v4 repo, /manifests and /manifests/a/b) are 404 JSON now
     for path in ("/v2/fedora/pulp2-busybox/manifests", "/v2/fedora/pulp2-busybox/manifests/a/b"):
         r = client.get(path)
@@ -215,3 +218,21 @@ def test_name_without_namespace(make_app, data_dir):
     )
     client = make_app().test_client()
     assert location(client, "/v2/hello/tags/list") == "https://cdn.example.com/h/tags/list"
+
+
+@pytest.mark.parametrize("area", ["manifests", "blobs"])
+@pytest.mark.parametrize("ref", ["sha256:zz", "sha256:" + "A" * 64, "sha512:zz", "sha256:XYZ!"])
+def test_pulp2_malformed_registered_digest_is_invalid(make_app, pulp2_dir, fast_path, area, ref):
+    # issue 13 item 9: answered like native repositories, never redirected
+    client = make_app().test_client()
+    for method in ("get", "head"):
+        r = getattr(client, method)(f"/v2/fedora/pulp2-busybox/{area}/{ref}")
+        assert r.status_code == 400 and "Location" not in r.headers
+        if method == "get":
+            assert r.json["errors"][0]["code"] == "DIGEST_INVALID"
+
+
+def test_pulp2_valid_digests_still_redirect(make_app, pulp2_dir):
+    client = make_app().test_client()
+    for digest in ("sha256:" + "c" * 64, "sha512:" + "c" * 128):
+        assert location(client, f"/v2/fedora/pulp2-busybox/blobs/{digest}") == BB + f"blobs/{digest}"

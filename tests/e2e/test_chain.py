@@ -358,7 +358,7 @@ def test_filelist_names_every_tree_file(chain: Chain) -> None:
     on_disk = {
         str(p.relative_to(chain.tree)): p.stat().st_size
         for p in chain.tree.rglob("*")
-        if p.is_file() and not p.name.startswith((".", "fullfiletimelist-"))
+        if p.is_file() and not p.name.startswith((".", "fullfiletimelist-", "fullfilelist", "imagelist-"))
     }
     assert listed == on_disk
     images = chain.images.values()

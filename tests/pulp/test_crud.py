@@ -101,11 +101,16 @@ def test_url_validation(api: PulpApi, export_dirs: tuple[Path, Path], make_expor
         "https:///x/",
         "https://dl.example.org/pub/?x=1",
         "https://u:p@dl.example.org/pub/",
+        # issue 13 item 3: accepted before, refused by every crane (layout.url_problem)
+        "https://dl.example.org/pub/\u00e9/",
+        "https://dl.example.org/pub/?",
+        "https://dl.example.org/pub/#",
+        "https://dl.example.org/pub\\x/",
     ):
         err = _bad(api, export_dirs, master_url=bad)
         assert "master_url" in err and "master_url" in err["master_url"][0], (bad, err)
     err = _bad(api, export_dirs, mirror_url="mirror.example.org/pub/")
-    assert "absolute http:// or https:// URL" in err["mirror_url"][0]
+    assert "absolute http(s) URL" in err["mirror_url"][0]
     exp = make_exporter(mirror_url="http://mirror.example.org/pub/containers")
     assert exp["mirror_url"] == "http://mirror.example.org/pub/containers/"
 

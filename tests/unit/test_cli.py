@@ -100,3 +100,41 @@ def test_prune_cli_and_bad_duration(env: Env) -> None:
 )
 def test_durations(text: str, secs: int) -> None:
     assert parse_duration(text) == secs
+
+
+BAD_URLS = [
+    "https://user:pw@dl.example.org/pub/",
+    "https://dl.example.org/pub containers/",
+    "https://dl.example.org/pub/?x=1",
+    "https://dl.example.org/pub/#top",
+    "https://dl.example.org/pub/\u00e9/",
+    "https://dl.example.org\\@evil.example.com/",
+    "ftp://dl.example.org/pub/",
+    "https:///pub/",
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+@pytest.mark.parametrize("option", ["--master-url", "--mirror-url"])
+def test_export_refuses_urls_crane_refuses(env: Env, url: str, option: str) -> None:
+    """Issue 13 item 3: the CLI applies crane's URL rule, so it never writes refused metadata."""
+    args = env.cli_args()
+    args[args.index(option) + 1] = url
+    line = _one_line_error(run_cli(*args))
+    assert "URL" in line and "pw" not in line  # a password is never echoed
+    assert not os.path.exists(env.root) and not os.path.exists(env.meta)
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_layout_and_crane_agree_on_urls(url: str) -> None:
+    """One validator: what the exporter refuses, crane's parser refuses, and vice versa."""
+    from crane_fedora.config import parse_config
+    from crane_fedora.metadata.model import MetadataError
+    from crane_fedora.metadata.native import _check_url
+
+    with pytest.raises(layout.InvalidURL):
+        layout.base_url(url)
+    with pytest.raises(MetadataError):
+        _check_url(url if url.endswith("/") else url + "/", "urls.master", parse_config(""))
+    good = layout.base_url("https://dl.example.org/pub/containers")
+    assert _check_url(good, "urls.master", parse_config("")) == good

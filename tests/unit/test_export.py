@@ -45,8 +45,9 @@ def test_tree_paths_are_content_addressed(env: Env) -> None:
     assert s.skipped_schema1 == [old]
     assert s.skipped_tags == ["old"]
     assert "fullfiletimelist-containers" in files
-    # nothing but blobs, manifests and the file list; no temp files
-    assert {f.split("/")[0] for f in files} == {"blobs", "manifests", "fullfiletimelist-containers"}
+    # nothing but blobs, manifests and the three file lists; no temp files
+    lists = {"fullfiletimelist-containers", "fullfilelist", "imagelist-containers"}
+    assert {f.split("/")[0] for f in files} == {"blobs", "manifests", *lists}
     assert not [f for f in files if os.path.basename(f).startswith(".")]
     assert s.files_written == s.blobs + s.manifests + 2  # + metadata + file list
 

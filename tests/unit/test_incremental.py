@@ -42,7 +42,7 @@ def test_new_tag_writes_only_new_files(env: Env) -> None:
     b.write()
     time.sleep(0.02)
     s = env.export(now=5000)
-    assert s.files_written == 4 + 1 + 1 + 1  # config + 3 layers, manifest, metadata, file list
+    assert s.files_written == 4 + 1 + 1 + 1  # config + 3 layers, manifest, metadata, file lists
     assert (s.blobs_linked + s.blobs_copied, s.manifests_written) == (4, 1)
     after = snapshot(env.root, env.meta)
     created = set(after) - set(before)
@@ -51,7 +51,9 @@ def test_new_tag_writes_only_new_files(env: Env) -> None:
     assert len(new_files) == 5
     # only the new files, the shard dirs they landed in, their parents, metadata and list changed
     for p in changed:
-        assert os.path.isdir(p) or p.endswith(("busybox.json", "fullfiletimelist-containers")), p
+        assert os.path.isdir(p) or p.endswith(
+            ("busybox.json", "fullfiletimelist-containers", "fullfilelist")
+        ), p
     doc = json.load(open(os.path.join(env.meta, "fedora", "busybox.json")))
     assert doc["tags"]["new"] == new["digest"]
     # published: old blobs keep their time, new ones get now
