@@ -45,9 +45,12 @@ class MirrorExporter(Exporter, AutoAddObjPermsMixin):
 
 
 class MirrorExport(Export):
-    """One export run: ``params`` as requested, ``summary`` as the core reported it."""
+    """One finished export run: ``params`` as requested, ``summary`` as the core reported it.
 
-    summary = models.JSONField(null=True)
+    Saved only when the export has finished (``tasks/export.py``), so ``summary`` is never null.
+    """
+
+    summary = models.JSONField()
 
     class Meta:
         default_related_name = "%(app_label)s_%(model_name)s"

@@ -242,9 +242,9 @@ class PulpServer:
         self.manage("reset-admin-password", "--password", ADMIN_PASSWORD)
         marker.write_text(json.dumps(want))
 
-    def _spawn(self) -> None:
+    def _argv(self) -> dict[str, list[str]]:
         b = self.bin_dir
-        argv = {
+        return {
             "api": [
                 str(b / "pulpcore-api"),
                 "-b",
@@ -267,18 +267,26 @@ class PulpServer:
             ],
             "worker": [str(b / "pulpcore-worker")],
         }
-        for name in SERVICES:
-            log = open(self.logs_dir / f"{name}.log", "ab")
-            self._procs[name] = subprocess.Popen(
-                argv[name],
-                env=self.env,
+
+    def _popen(self, log_name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.logs_dir / f"{log_name}.log", "ab")
+        try:
+            return subprocess.Popen(
+                argv,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.state_dir,
                 start_new_session=True,
             )
+        finally:
             log.close()
+
+    def _spawn(self) -> None:
+        argv = self._argv()
+        for name in SERVICES:
+            self._procs[name] = self._popen(name, argv[name], self.env)
         (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self._procs.items()}))
 
     def _logs_hint(self) -> str:
@@ -312,6 +320,59 @@ class PulpServer:
         raise PulpError(
             f"Pulp not ready after {self.ready_timeout:.0f} s ({last}); logs: {self._logs_hint()}"
         )
+
+    # -- extra workers (crash and multi-host tests) -----------------------------------------------
+
+    def stop_service(self, name: str) -> None:
+        """Stop one of the three services (e.g. the worker, so a test's own worker gets the task)."""
+        proc = self._procs.pop(name, None)
+        if proc is not None:
+            self._kill_group(proc.pid, proc, signal.SIGTERM if name == "worker" else signal.SIGINT)
+
+    def start_service(self, name: str) -> None:
+        """Start a service stopped by :meth:`stop_service` again and wait until Pulp is ready."""
+        if name not in self._procs:
+            self._procs[name] = self._popen(name, self._argv()[name], self.env)
+            (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self._procs.items()}))
+        self._wait_ready()
+
+    def spawn_worker(self, log_name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """An additional ``pulpcore-worker`` in its own process group, with ``extra_env``.
+
+        The caller owns it (``kill_worker``): it is not stopped by :meth:`stop`. Returns once the
+        status endpoint lists it among the online workers.
+        """
+        env = self.env
+        env.update(extra_env or {})
+        proc = self._popen(log_name, self._argv()["worker"], env)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise PulpError(
+                    f"extra worker exited with rc {proc.returncode}; see {self.logs_dir / log_name}.log"
+                )
+            try:
+                st = requests.get(self.api_root + "status/", timeout=5).json()
+                if any(w["name"].startswith(f"{proc.pid}@") for w in st.get("online_workers") or []):
+                    return proc
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.25)
+        self.kill_worker(proc)
+        raise PulpError(f"extra worker not online after {self.ready_timeout:.0f} s")
+
+    @staticmethod
+    def kill_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        """Signal an extra worker's whole process group (the worker and its task child)."""
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
 
     # -- process groups -----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
+from django.db import transaction
 from django.db.models import Q
 from pulp_container.app.models import Blob, ContainerDistribution, Manifest, Tag
 from pulpcore.plugin.models import (
@@ -196,24 +197,25 @@ def export_to_mirror(
     ``source_href`` is the version's href as the viewset computed it (None for tasks queued by an
     older API process: then it is computed here, at a cost of ~0.4 s).
 
-    The MirrorExport record is created first so its id goes into the metadata's provenance,
-    and deleted again if the export fails (no record claims an export that did not happen).
+    The MirrorExport record is saved only once the core has finished, in one transaction with
+    its summary, its exported resource and its created-resource entry: whatever stops the task
+    before that (an error, ``SIGKILL`` of the worker, a power cut) leaves no record, so no record
+    claims an export that did not finish. Its id is chosen up front (the primary key is a client
+    side UUID, ``pulp_id``; ``pk`` is the parent link, unset until saved) because the metadata's
+    provenance names it.
     """
     exporter = MirrorExporter.objects.get(pk=exporter_pk)
     repo_version = RepositoryVersion.objects.select_related("repository").get(pk=repo_version_pk)
     source = build_source(repo_version, name, source_href)
     target = ExportTarget.from_exporter(exporter)
     params = {"repository_version": source.source, "name": name}
-    export = MirrorExport.objects.create(exporter=exporter, params=params, task=Task.current())
-    try:
-        with TaskProgress() as progress:
-            summary = export_repository(source, target, progress=progress, export_id=str(export.pk))
-    except BaseException:
-        export.delete()
-        raise
+    export = MirrorExport(exporter=exporter, params=params, task=Task.current())  # not saved yet
+    with TaskProgress() as progress:
+        summary = export_repository(source, target, progress=progress, export_id=str(export.pulp_id))
     export.summary = dataclasses.asdict(summary)
-    export.save(update_fields=["summary"])
-    export.exported_resources.create(content_object=repo_version)
-    CreatedResource.objects.create(content_object=export)
+    with transaction.atomic():
+        export.save()
+        export.exported_resources.create(content_object=repo_version)
+        CreatedResource.objects.create(content_object=export)
     log.info("exported %s as %s: %s", source.source, name, export.summary)
     after_export(export, summary)
