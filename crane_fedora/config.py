@@ -54,6 +54,7 @@ _KNOWN = {
         "keyfile",
         "reconnect_max_delay",
     },
+    "flatpak": {"index", "registry_url", "max_age"},
 }
 
 
@@ -129,6 +130,12 @@ class Config:
     notify_certfile: str = ""
     notify_keyfile: str = ""
     notify_reconnect_max_delay: int = 30
+    # [flatpak]: the registry index (docs/flatpak.md)
+    flatpak_index: bool = True
+    #: the index's "Registry" value; "/" (the default, from an empty registry_url) is relative:
+    #: the client resolves it against the URL it fetched the index from, so no Host header is used
+    flatpak_registry: str = "/"
+    flatpak_max_age: int = 300
 
     @property
     def dn_environ_key(self) -> str:
@@ -284,6 +291,32 @@ def _notifications(cp: configparser.ConfigParser) -> dict:
     }
 
 
+def _registry_url(raw: str) -> str:
+    """``[flatpak] registry_url``: empty → ``/``, else an absolute http(s) URL or an absolute path.
+
+    Why never the Host header: the index is cached (by crane, by proxies, by clients), so a
+    value taken from one request would be served to everyone; a relative ``/`` lets each client
+    resolve it against the host it really talked to.
+    """
+    from crane_fedora.metadata.model import url_problem  # no config import there: no cycle
+
+    if not raw:
+        return "/"
+    if raw.startswith("/"):
+        if (
+            raw.startswith("//")
+            or not raw.isascii()
+            or not raw.isprintable()
+            or any(c in raw for c in " ?#\\")
+        ):
+            raise ConfigError(f"[flatpak] registry_url: not a usable absolute path: {raw!r}")
+    else:
+        problem = url_problem(raw)
+        if problem is not None:
+            raise ConfigError(f"[flatpak] registry_url {problem}: {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
 def _check_known(cp: configparser.ConfigParser) -> None:
     """Warn about typos instead of silently ignoring them."""
     for section in cp.sections():
@@ -358,6 +391,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         trusted_proxies=_networks(_str(cp, "protected", "trusted_proxies", "")),
         allow=_allow(cp.get("protected", "allow", fallback="")),
         **_notifications(cp),
+        flatpak_index=_bool(cp, "flatpak", "index", True),
+        flatpak_registry=_registry_url(_str(cp, "flatpak", "registry_url", "")),
+        flatpak_max_age=_int(cp, "flatpak", "max_age", 300),
     )
 
 
