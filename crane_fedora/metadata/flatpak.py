@@ -6,10 +6,13 @@ a query filters on (platform, labels, annotations, tags) comes from the version-
 
 Why precomputed: the flatpak client asks one question (``tag=latest``, its architecture, ``os=linux``,
 ``label:org.flatpak.ref:exists=1``) over and over. Each snapshot holds, per repository, the index
-entries as ready-to-serialise dicts, and renders that common query for every architecture with a
-Flatpak in it when the snapshot is built; any other query is rendered once and kept in a bounded
-per-snapshot cache. A request then costs a query parse and a dict look-up, like a manifest GET.
-Unchanged repositories reuse the previous snapshot's entries, so a reload only redoes what changed.
+entries (tags grouped per digest, platform, labels) when it is built; the answer to a query, with
+its gzip and ETag, is rendered on its first use and kept for the snapshot's life in a bounded
+cache. The common query then costs a query parse and a dict look-up, like a manifest GET.
+Rendering the common answers eagerly at build time was measured (benchmarks/flatpak_bench.py):
+it more than doubled the index's share of the load time, for a render (~2 ms) that the first
+request pays once anyway. Unchanged repositories reuse the previous snapshot's entries, so a
+reload only redoes what changed.
 """
 
 from __future__ import annotations
@@ -138,51 +141,86 @@ def common_query(architecture: str, tag: str = DEFAULT_TAG) -> Query:
 # -- the precomputed entries -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class Image:
-    """One image manifest as the index shows it; ``doc`` is ready to serialise."""
+    """One image manifest as the index shows it.
 
-    os: str
-    architecture: str
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
-    doc: dict
+    A plain slotted class, not a frozen dataclass, and the JSON-ready dict is made on first use:
+    a snapshot holds one per image manifest, and building them is most of the index's share of
+    the metadata load time (benchmarks/flatpak_bench.py).
+    """
+
+    __slots__ = ("_doc", "architecture", "manifest", "os", "tags")
+
+    def __init__(self, manifest: Manifest, os: str, architecture: str, tags: list[str] | None) -> None:
+        self.manifest = manifest
+        self.os = os
+        self.architecture = architecture
+        #: every tag of the image (None inside a list: the spec shows no Tags there)
+        self.tags = tags
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.manifest.labels
+
+    @property
+    def doc(self) -> dict:
+        """The ``Images[]`` entry; made once (a concurrent first use makes an equal one: harmless)."""
+        try:
+            return self._doc
+        except AttributeError:
+            pass
+        m = self.manifest
+        doc = {"Tags": self.tags} if self.tags is not None else {}
+        doc["Digest"] = m.digest
+        doc["MediaType"] = m.media_type
+        doc["OS"] = self.os
+        doc["Architecture"] = self.architecture
+        doc["Labels"] = dict(m.labels)
+        doc["Annotations"] = dict(m.annotations)
+        self._doc = doc
+        return doc
 
     def matches(self, q: Query) -> bool:
         if q.os is not None and self.os != q.os:
             return False
         if q.architecture is not None and self.architecture != q.architecture:
             return False
+        m = self.manifest
         for key, value in q.labels:
-            have = self.labels.get(key)
+            have = m.labels.get(key)
             if have is None or (value is not None and have != value):
                 return False
         for key, value in q.annotations:
-            have = self.annotations.get(key)
+            have = m.annotations.get(key)
             if have is None or (value is not None and have != value):
                 return False
         return True
 
 
-@dataclass(frozen=True, slots=True)
 class ImageList:
     """A tagged image list/index and its images (children without a platform are left out)."""
 
-    tags: frozenset[str]
-    head: dict  # Tags, Digest, MediaType
-    images: tuple[Image, ...]
+    __slots__ = ("digest", "images", "media_type", "tags")
+
+    def __init__(self, digest: str, media_type: str, tags: list[str], images: tuple[Image, ...]) -> None:
+        self.digest = digest
+        self.media_type = media_type
+        self.tags = tags
+        self.images = images
 
 
-@dataclass(frozen=True, slots=True)
 class RepoEntries:
-    """Everything the index can say about one repository."""
+    """Everything the index can say about one repository (plain slotted classes: one per
+    repository and image in every snapshot, so their construction cost counts)."""
 
-    name: str
-    protected: bool
-    images: tuple[tuple[frozenset[str], Image], ...]
-    lists: tuple[ImageList, ...]
-    #: architectures of images carrying org.flatpak.ref (for the precomputed answers)
-    flatpak_arches: frozenset[str]
+    __slots__ = ("images", "lists", "name", "protected")
+
+    def __init__(self, name: str, protected: bool, images: tuple[Image, ...], lists: tuple[ImageList, ...]):
+        self.name = name
+        self.protected = protected
+        #: directly tagged images (each knows its tags)
+        self.images = images
+        self.lists = lists
 
     def result(self, q: Query) -> dict | None:
         """This repository's ``Results[]`` entry for ``q``, or None if nothing matches."""
@@ -190,76 +228,71 @@ class RepoEntries:
             return None
         wanted = q.tags
         images = [
-            img.doc for tags, img in self.images if (wanted is None or tags & wanted) and img.matches(q)
+            img.doc
+            for img in self.images
+            if (wanted is None or not wanted.isdisjoint(img.tags)) and img.matches(q)  # type: ignore[arg-type]
         ]
         lists = []
         for lst in self.lists:
-            if wanted is not None and not (lst.tags & wanted):
+            if wanted is not None and wanted.isdisjoint(lst.tags):
                 continue
             matching = [img.doc for img in lst.images if img.matches(q)]
             if matching:
-                lists.append({**lst.head, "Images": matching})
+                lists.append(
+                    {"Tags": lst.tags, "Digest": lst.digest, "MediaType": lst.media_type, "Images": matching}
+                )
         if not images and not lists:
             return None
         return {"Name": self.name, "Images": images, "Lists": lists}
 
 
-def _image(m: Manifest, platform: Mapping | None, tags: list[str] | None) -> Image | None:
-    """The index entry of image manifest ``m``; None without a platform (artifact, version-5 file)."""
-    platform = m.platform or platform
-    if (
-        not platform
-        or not isinstance(platform.get("os"), str)
-        or not isinstance(platform.get("architecture"), str)
-    ):
+def _image(m: Manifest, platform: object, tags: list[str] | None) -> Image | None:
+    """The index entry of image manifest ``m``; None without a platform (artifact, version-5 file).
+
+    ``platform``: the list entry's, used when the manifest has none of its own (version 5).
+    """
+    p = m.platform
+    if p is None:
+        if type(platform) is not dict:
+            return None
+        p = platform
+    os_, arch = p.get("os"), p.get("architecture")
+    if type(os_) is not str or type(arch) is not str:
         return None
-    doc: dict = {}
-    if tags is not None:
-        doc["Tags"] = tags
-    doc.update(
-        {
-            "Digest": m.digest,
-            "MediaType": m.media_type,
-            "OS": platform["os"],
-            "Architecture": platform["architecture"],
-            "Labels": dict(m.labels),
-            "Annotations": dict(m.annotations),
-        }
-    )
-    return Image(platform["os"], platform["architecture"], m.labels, m.annotations, doc)
+    return Image(m, os_, arch, tags)
 
 
 def repo_entries(repo: NativeRepo) -> RepoEntries:
     """Index entries of every tagged manifest of ``repo`` (tags grouped per digest, sorted)."""
     by_digest: dict[str, list[str]] = {}
+    tag_map = repo.tags
     for tag in repo.sorted_tags:
-        by_digest.setdefault(repo.tags[tag].digest, []).append(tag)
+        digest = tag_map[tag].digest
+        grouped = by_digest.get(digest)
+        if grouped is None:
+            by_digest[digest] = [tag]
+        else:
+            grouped.append(tag)
     images = []
     lists = []
-    arches: set[str] = set()
+    manifests = repo.manifests
     for digest in sorted(by_digest):
         tags = by_digest[digest]
-        m = repo.manifests[digest]
-        if m.media_type in LIST_TYPES:
+        m = manifests[digest]
+        if m.children:
             children = []
             for child_digest, _mt, platform in m.children:
-                child = repo.manifests.get(child_digest)
-                if child is None or child.media_type in LIST_TYPES:
-                    continue
-                img = _image(child, platform if isinstance(platform, Mapping) else None, None)
-                if img is not None:
-                    children.append(img)
-                    if FLATPAK_REF in img.labels:
-                        arches.add(img.architecture)
-            head = {"Tags": tags, "Digest": digest, "MediaType": m.media_type}
-            lists.append(ImageList(frozenset(tags), head, tuple(children)))
-        else:
+                child = manifests.get(child_digest)
+                if child is not None and not child.children:
+                    img = _image(child, platform, None)
+                    if img is not None:
+                        children.append(img)
+            lists.append(ImageList(digest, m.media_type, tags, tuple(children)))
+        elif m.media_type not in LIST_TYPES:
             img = _image(m, None, tags)
             if img is not None:
-                images.append((frozenset(tags), img))
-                if FLATPAK_REF in img.labels:
-                    arches.add(img.architecture)
-    return RepoEntries(repo.name, repo.protected, tuple(images), tuple(lists), frozenset(arches))
+                images.append(img)
+    return RepoEntries(repo.name, repo.protected, tuple(images), tuple(lists))
 
 
 # -- rendered answers ------------------------------------------------------------------------
@@ -303,18 +336,13 @@ class FlatpakIndex:
     public: tuple[RepoEntries, ...] = ()
     #: NativeRepo -> its entries, so the next snapshot can reuse those of unchanged repositories
     by_repo: Mapping[NativeRepo, RepoEntries] = field(default_factory=dict)
-    #: common-query answers rendered at build time (anonymous view): Query -> Rendered
-    precomputed: Mapping[Query, Rendered] = field(default_factory=dict)
+    #: (Query, protected names visible or None) -> Rendered
     _cache: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def answer(self, q: Query, visible: frozenset[str] | None) -> Rendered:
         """The answer to ``q`` for a client that may see the protected repositories in ``visible``
         (None or empty: public repositories only)."""
-        if not visible:
-            hit = self.precomputed.get(q)
-            if hit is not None:
-                return hit
         key = (q, visible or None)
         hit = self._cache.get(key)
         if hit is not None:
@@ -333,8 +361,7 @@ class FlatpakIndex:
 def build_flatpak_index(
     repos: Mapping[str, object], registry: str, previous: FlatpakIndex | None = None
 ) -> FlatpakIndex:
-    """Entries for every native repository (reusing ``previous``'s for unchanged ones) and the
-    common query's answer for every architecture that has a Flatpak."""
+    """Entries for every native repository, reusing ``previous``'s for unchanged ones."""
     old = previous.by_repo if previous is not None and previous.registry == registry else {}
     by_repo: dict[NativeRepo, RepoEntries] = {}
     entries = []
@@ -349,9 +376,7 @@ def build_flatpak_index(
         by_repo[repo] = e
         entries.append(e)
     public = tuple(e for e in entries if not e.protected)
-    arches = sorted({a for e in public for a in e.flatpak_arches})
-    precomputed = {common_query(a): render(registry, public, common_query(a)) for a in arches}
-    return FlatpakIndex(registry, tuple(entries), public, by_repo, precomputed)
+    return FlatpakIndex(registry, tuple(entries), public, by_repo)
 
 
 __all__ = [

@@ -282,3 +282,20 @@ def test_awkward_labels_serialise(make_app, data_dir):
     r = make_app("").test_client().get(COMMON)
     assert r.status_code == 200
     assert json.loads(r.data)["Results"][0]["Images"][0]["Labels"]["s"] == "\ud800 é <>"
+
+
+def test_reload_reuses_entries_of_unchanged_repositories(make_app, world, data_dir):
+    app = make_app(CFG)
+    store = app.extensions["crane_fedora"].store
+    before = {e.name: e for e in store.index.flatpak.repos}
+    hello = Native6("fedora/hello")
+    hello.tag("latest", hello.facts(hello.image("newer"), labels=flatpak(APP_REF))).write(data_dir)
+    assert refresh(app)
+    after = {e.name: e for e in store.index.flatpak.repos}
+    assert after["fedora/platform"] is before["fedora/platform"]
+    assert after["fedora/hello"] is not before["fedora/hello"]
+    # an answer is rendered once per snapshot and then served from the cache
+    q = store.index.flatpak
+    from crane_fedora.metadata.flatpak import common_query
+
+    assert q.answer(common_query("amd64"), None) is q.answer(common_query("amd64"), None)
