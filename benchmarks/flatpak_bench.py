@@ -129,9 +129,9 @@ cfg = parse_config(text + f"[flatpak]\\nindex = {sys.argv[2]}\\n")
 times = []
 for _ in range(int(sys.argv[3])):
     store = MetadataStore(cfg)
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: the machine is shared, wall time measures the neighbours
     store.refresh()
-    times.append(time.perf_counter() - t)
+    times.append(time.process_time() - t)
 fi = store.index.flatpak
 doc = fi.answer(common_query("amd64"), None) if fi else None
 print(json.dumps({"best": min(times), "images": sum(len(e.images) + sum(len(l.images) for l in e.lists)
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             f"common query answer {with_index['bytes'] / 1e3:.0f} kB, gzip {with_index['gz'] / 1e3:.0f} kB\n"
         )
         extra = with_index["best"] / without["best"] - 1
-        print(f"| metadata snapshot build (best of {args.loads}) | seconds |\n|---|---|")
+        print(f"| metadata snapshot build, CPU time (best of {args.loads}) | seconds |\n|---|---|")
         print(f"| without the index (`[flatpak] index = false`) | {without['best']:.3f} |")
         print(f"| with the index precomputed (default) | {with_index['best']:.3f} |")
         print(f"| extra cost of the index | {extra * 100:+.1f} % (goal <= 10 %) |\n")

@@ -338,7 +338,28 @@ class FlatpakIndex:
     by_repo: Mapping[NativeRepo, RepoEntries] = field(default_factory=dict)
     #: (Query, protected names visible or None) -> Rendered
     _cache: dict = field(default_factory=dict)
+    #: raw query string -> Query or QueryError (parsing was 80% of a request's cost)
+    _queries: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def query(self, query_string: str) -> Query | QueryError:
+        """:func:`parse_query` with a bounded per-snapshot cache of the raw strings clients send.
+
+        The error is returned, not raised: re-raising one cached exception object would grow its
+        traceback with every request.
+        """
+        hit = self._queries.get(query_string)
+        if hit is None:
+            try:
+                hit = parse_query(query_string)
+            except QueryError as exc:
+                hit = exc
+            if len(query_string) <= 1024:
+                with self._lock:
+                    if len(self._queries) >= CACHE_SIZE:
+                        self._queries.clear()
+                    self._queries[query_string] = hit
+        return hit
 
     def answer(self, q: Query, visible: frozenset[str] | None) -> Rendered:
         """The answer to ``q`` for a client that may see the protected repositories in ``visible``

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from crane_fedora.config import Config
-from crane_fedora.metadata.flatpak import FlatpakIndex, QueryError, parse_query
+from crane_fedora.metadata.flatpak import FlatpakIndex, QueryError
 from crane_fedora.metadata.store import MetadataStore
 from crane_fedora.protected import visible_names
 from crane_fedora.registry import JSON, NOSNIFF, STATUS, Reply, _etag_matches, error_body
@@ -50,11 +50,10 @@ def handle(environ: dict, config: Config, store: MetadataStore) -> Reply:
     index = store.index
     if not config.flatpak_index:
         return _error(404, "NOT_FOUND", "the Flatpak index is disabled on this registry")
-    try:
-        query = parse_query(environ.get("QUERY_STRING", ""))
-    except QueryError as exc:
-        return _error(400, exc.code, exc.message, exc.detail)
     flatpak = index.flatpak or FlatpakIndex(registry=config.flatpak_registry)
+    query = flatpak.query(environ.get("QUERY_STRING", ""))
+    if isinstance(query, QueryError):
+        return _error(400, query.code, query.message, query.detail)
     visible = None
     if len(index.public_names) != len(index.all_names):
         names = visible_names(index, environ, config)
