@@ -24,6 +24,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from urllib.parse import parse_qsl
 
 from crane_fedora.metadata.model import NATIVE, Manifest, NativeRepo
@@ -246,24 +247,13 @@ class RepoEntries:
         return {"Name": self.name, "Images": images, "Lists": lists}
 
 
-def _image(m: Manifest, platform: object, tags: list[str] | None) -> Image | None:
-    """The index entry of image manifest ``m``; None without a platform (artifact, version-5 file).
-
-    ``platform``: the list entry's, used when the manifest has none of its own (version 5).
-    """
-    p = m.platform
-    if p is None:
-        if type(platform) is not dict:
-            return None
-        p = platform
-    os_, arch = p.get("os"), p.get("architecture")
-    if type(os_) is not str or type(arch) is not str:
-        return None
-    return Image(m, os_, arch, tags)
-
-
 def repo_entries(repo: NativeRepo) -> RepoEntries:
-    """Index entries of every tagged manifest of ``repo`` (tags grouped per digest, sorted)."""
+    """Index entries of every tagged manifest of ``repo``: tags grouped per digest, in the order of
+    each digest's first tag (sorted tags, so deterministic).
+
+    The hot loop of the index's share of every snapshot build (benchmarks/flatpak_bench.py):
+    :func:`_image` is inlined here.
+    """
     by_digest: dict[str, list[str]] = {}
     tag_map = repo.tags
     for tag in repo.sorted_tags:
@@ -276,22 +266,25 @@ def repo_entries(repo: NativeRepo) -> RepoEntries:
     images = []
     lists = []
     manifests = repo.manifests
-    for digest in sorted(by_digest):
-        tags = by_digest[digest]
+    for digest, tags in by_digest.items():
         m = manifests[digest]
         if m.children:
             children = []
             for child_digest, _mt, platform in m.children:
                 child = manifests.get(child_digest)
-                if child is not None and not child.children:
-                    img = _image(child, platform, None)
-                    if img is not None:
-                        children.append(img)
+                if child is None or child.children:
+                    continue
+                p = child.platform or platform  # a version-5 child: its list entry's platform
+                if type(p) is MappingProxyType or type(p) is dict:  # not validated in list entries
+                    os_, arch = p.get("os"), p.get("architecture")
+                    if type(os_) is str and type(arch) is str:
+                        children.append(Image(child, os_, arch, None))
             lists.append(ImageList(digest, m.media_type, tags, tuple(children)))
-        elif m.media_type not in LIST_TYPES:
-            img = _image(m, None, tags)
-            if img is not None:
-                images.append(img)
+        elif m.platform is not None and m.media_type not in LIST_TYPES:
+            p = m.platform
+            os_, arch = p.get("os"), p.get("architecture")
+            if type(os_) is str and type(arch) is str:
+                images.append(Image(m, os_, arch, tags))
     return RepoEntries(repo.name, repo.protected, tuple(images), tuple(lists))
 
 

@@ -299,3 +299,15 @@ def test_reload_reuses_entries_of_unchanged_repositories(make_app, world, data_d
     from crane_fedora.metadata.flatpak import common_query
 
     assert q.answer(common_query("amd64"), None) is q.answer(common_query("amd64"), None)
+
+
+def test_odd_list_entry_platforms_do_not_break_the_index(make_app, data_dir):
+    n = Native("fedora/odd")  # version 5: list children take the platform of their list entry
+    child = n.image("c")
+    n.tag("latest", n.index([(child, "amd64", None)]))
+    n.manifests[n.tags["latest"]]["manifests"][0]["platform"] = ["not", "an", "object"]
+    n.write(data_dir)
+    c = make_app("").test_client()
+    assert c.get("/v2/fedora/odd/tags/list").status_code == 200
+    r = c.get("/index/dynamic?repository=fedora/odd")
+    assert r.status_code == 200 and r.json["Results"] == []
