@@ -18,6 +18,7 @@ from crane_fedora.fastpath import FastPath
 from crane_fedora.metadata.store import MetadataStore
 from crane_fedora.registry import API_HEADER, NOSNIFF, Registry, error_body
 from crane_fedora.views import admin as admin_views
+from crane_fedora.views import flatpak as flatpak_views
 from crane_fedora.views import registry as registry_views
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
     app.extensions["crane_fedora"] = CraneState(config, store, registry)
     app.register_blueprint(registry_views.bp)
     app.register_blueprint(admin_views.bp)
+    app.register_blueprint(flatpak_views.bp)
     _install_error_handlers(app)
 
     @app.after_request

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pulp_fedora_mirror.layout import url_problem
+
 log = logging.getLogger(__name__)
 
 ENV_PATH = "CRANE_CONFIG_PATH"
@@ -210,6 +212,28 @@ def _queue(raw: str, where: str) -> str:
     return raw
 
 
+def _registry_url(raw: str, where: str) -> str:
+    """``[flatpak] registry_url``: an absolute http(s) URL or an absolute path (empty: ``/``).
+
+    Why never the Host header: the index is cached (by crane, by proxies, by clients), so a
+    value taken from one request would be served to everyone; a relative ``/`` lets each client
+    resolve it against the host it really talked to.
+    """
+    if raw.startswith("/"):
+        if (
+            raw.startswith("//")
+            or not raw.isascii()
+            or not raw.isprintable()
+            or any(c in raw for c in " ?#\\")
+        ):
+            raise ConfigError(f"{where}: not a usable absolute path: {raw!r}")
+    else:
+        problem = url_problem(raw)
+        if problem is not None:
+            raise ConfigError(f"{where} {problem}: {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
 def setting(section: str, key: str, default: Any, parse: Parser = _text) -> Any:
     """Declare one INI key as a :class:`Config` field: the one place its section, name, default and
     parser are written. The known-key table and :func:`parse_config` are derived from these."""
@@ -266,6 +290,12 @@ class Config:
     notify_certfile: str = setting("notifications", "certfile", "")
     notify_keyfile: str = setting("notifications", "keyfile", "")
     notify_reconnect_max_delay: int = setting("notifications", "reconnect_max_delay", 30, _integer(minimum=1))
+    # [flatpak]: the registry index (docs/flatpak.md)
+    flatpak_index: bool = setting("flatpak", "index", True, _boolean)
+    #: the index's "Registry" value; "/" (the default, also for an empty registry_url) is relative:
+    #: the client resolves it against the URL it fetched the index from, so no Host header is used
+    flatpak_registry: str = setting("flatpak", "registry_url", "/", _registry_url)
+    flatpak_max_age: int = setting("flatpak", "max_age", 300, _integer())
 
     @property
     def dn_environ_key(self) -> str:

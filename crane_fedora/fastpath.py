@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from crane_fedora.registry import STATUS, FileBody, Registry, error
+from crane_fedora.views import flatpak
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ class FastPath:
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         self.store.ensure_poller()
         path = environ.get("PATH_INFO", "")
-        if not self.fast or path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
+        if not self.fast:
+            return self.app(environ, start_response)
+        if path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
+            if path in flatpak.PATHS:  # the Flatpak index: as hot as a manifest GET
+                return self._flatpak(environ, start_response)
             return self.app(environ, start_response)
         try:
             status, headers, body = self.registry.handle(environ)
@@ -58,6 +63,16 @@ class FastPath:
         if isinstance(body, FileBody):
             return file_iter(environ, body)
         return [body]
+
+    def _flatpak(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        self.store.ensure_poller()
+        try:
+            status, headers, body = flatpak.handle(environ, self.registry.config, self.store)
+        except Exception:
+            log.exception("error answering %r %r", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+            status, headers, body = error(500, "UNKNOWN", "internal server error")
+        start_response(status, headers)
+        return [body]  # type: ignore[list-item]
 
 
 __all__ = ["STATUS", "FastPath"]

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from crane_fedora.metadata.flatpak import FlatpakIndex, build_flatpak_index
 from crane_fedora.metadata.model import NATIVE, Repo
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class Index:
     loaded_at: float = 0.0
     #: name -> (path served, paths ignored), for names defined by several files
     duplicates: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    #: the Flatpak registry index (metadata/flatpak.py), None when ``[flatpak] index`` is off
+    flatpak: FlatpakIndex | None = None
 
 
 def _rank(repo: Repo) -> tuple[int, str]:
@@ -35,8 +38,19 @@ def _rank(repo: Repo) -> tuple[int, str]:
     return (0 if repo.kind == NATIVE else 1, repo.path)
 
 
-def build_index(repos: list[Repo], files: int, errors: int) -> Index:
-    """Resolve duplicate names deterministically and precompute the name lists."""
+def build_index(
+    repos: list[Repo],
+    files: int,
+    errors: int,
+    *,
+    flatpak_registry: str | None = None,
+    previous: Index | None = None,
+) -> Index:
+    """Resolve duplicate names deterministically and precompute the name lists.
+
+    With ``flatpak_registry`` (the index's ``Registry`` value) the Flatpak index is built too,
+    reusing ``previous``'s entries for repositories that did not change.
+    """
     by_name: dict[str, Repo] = {}
     losers: dict[str, list[Repo]] = {}
     for repo in repos:
@@ -62,6 +76,9 @@ def build_index(repos: list[Repo], files: int, errors: int) -> Index:
         pulp2=sum(1 for r in by_name.values() if r.kind != NATIVE),
         loaded_at=time.time(),
         duplicates=MappingProxyType(duplicates),
+        flatpak=None
+        if flatpak_registry is None
+        else build_flatpak_index(by_name, flatpak_registry, previous.flatpak if previous else None),
     )
 
 

@@ -273,7 +273,13 @@ class MetadataStore:
             if changed or not self.loaded:
                 repos = [e.repo for e in entries.values() if e.repo is not None]
                 errors = sum(1 for e in entries.values() if e.failed)
-                new_index = build_index(repos, len(entries), errors)
+                new_index = build_index(
+                    repos,
+                    len(entries),
+                    errors,
+                    flatpak_registry=self.config.flatpak_registry if self.config.flatpak_index else None,
+                    previous=self.index,
+                )
                 log_new_duplicates(self.index, new_index)
                 self.index = new_index
                 changed = True

@@ -30,6 +30,9 @@ examples:
       --mirror-url https://download.fedoraproject.org/pub/containers/
   fedora-mirror export /tmp/fedora --name fedora/fedora --root /srv/pub/containers \\
       --metadata-dir /srv/crane/metadata --master-url https://dl.example.org/containers/ --json
+  flatpak build-bundle --oci repo /tmp/hello org.example.Hello stable
+  fedora-mirror export /tmp/hello --name fedora/hello --tag latest --root /srv/pub/containers \\
+      --metadata-dir /srv/crane/metadata --master-url https://dl.example.org/containers/
 """
 
 VERIFY_EXAMPLES = """\
@@ -106,7 +109,7 @@ def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     try:
-        repo = read_oci_layout(args.layout, args.name, protected=args.protected)
+        repo = read_oci_layout(args.layout, args.name, protected=args.protected, ref_tag=args.tag)
         target = ExportTarget.from_exporter(args, hardlink=not args.copy)
         progress = None if args.quiet else StderrProgress()
         s = export_repository(repo, target, progress=progress, export_id=args.export_id)
@@ -185,6 +188,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mirror-url", help="URL of ROOT behind the mirror redirector (default: none)")
     p.add_argument("--module", help="MirrorManager module name (default: basename of ROOT)")
     p.add_argument("--export-id", help="provenance id stored in the metadata")
+    p.add_argument(
+        "--tag",
+        help="tag for index.json entries whose ref name is not a registry tag, such as the Flatpak ref "
+        "(app/ID/ARCH/BRANCH) of a 'flatpak build-bundle --oci' layout (default: refuse them)",
+    )
     p.add_argument("--protected", action="store_true", help="mark the repository protected")
     p.add_argument("--allow-protected", action="store_true", help="export even if protected")
     p.add_argument("--copy", action="store_true", help="always copy blobs, never hard-link")

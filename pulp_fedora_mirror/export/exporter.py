@@ -27,6 +27,7 @@ from .atomic import (
 )
 from .blobs import place_blob
 from .errors import ExportError
+from .imagefacts import MAX_CONFIG_BYTES, check_config_bytes, config_facts
 from .lock import tree_lock
 from .manifests import ParsedManifest, check_digest, parse_manifest
 from .prune import forget_referenced
@@ -283,6 +284,22 @@ def _publish_manifests(
     progress.finish("manifests")
 
 
+def _config_facts(m: ParsedManifest, plan: Plan) -> dict[str, Any]:
+    """Platform, labels and created of an image manifest, from its config blob's source bytes."""
+    config = m.blobs[0]
+    src = plan.blobs.get(config.digest)
+    if src is None or src.size > MAX_CONFIG_BYTES:
+        return {}
+    if src.path is not None:
+        with open(src.path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    else:
+        assert src.opener is not None
+        with src.opener() as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    return config_facts(config.media_type, check_config_bytes(config.digest, raw))
+
+
 def build_metadata(
     repo: RepositorySource,
     plan: Plan,
@@ -313,6 +330,8 @@ def build_metadata(
             entry["manifests"] = m.children
         else:
             entry["blobs"] = [b.digest for b in m.blobs]
+            entry.update(_config_facts(m, plan))
+        entry.update(m.facts)
         manifests[digest] = entry
     return {
         "type": layout.METADATA_TYPE,

@@ -15,6 +15,7 @@ from typing import Any
 from .. import mediatypes
 from ..layout import InvalidDigest, digest_hex
 from .errors import ExportError
+from .imagefacts import manifest_facts
 from .source import ManifestSource
 
 #: Descriptor keys copied into a list/index's ``manifests`` entries in the metadata (layout.md §4).
@@ -44,6 +45,8 @@ class ParsedManifest:
     children: list[dict[str, Any]] = field(default_factory=list)
     #: a file with the same bytes that may be hard-linked instead of written (see ManifestSource)
     path: str | None = None
+    #: version-6 keys taken from the body: annotations, subject, artifactType (imagefacts.py)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -110,7 +113,9 @@ def parse_manifest(m: ManifestSource) -> ParsedManifest:
         for i, d in enumerate([doc.get("config"), *layers]):
             digest, mt, size = _descriptor(d, f"{where} {'config' if i == 0 else f'layer {i - 1}'}")
             refs.append(BlobRef(digest, mt, size, required=i == 0 or not is_optional_layer(mt)))
-        return ParsedManifest(m.digest, media_type, m.body, "image", blobs=refs, path=m.path)
+        return ParsedManifest(
+            m.digest, media_type, m.body, "image", blobs=refs, path=m.path, facts=manifest_facts(doc)
+        )
     if media_type in mediatypes.LIST_TYPES:
         entries = doc.get("manifests")
         if not isinstance(entries, list):
@@ -119,5 +124,7 @@ def parse_manifest(m: ManifestSource) -> ParsedManifest:
         for i, d in enumerate(entries):
             _descriptor(d, f"{where} entry {i}")
             children.append({k: d[k] for k in CHILD_KEYS if k in d})
-        return ParsedManifest(m.digest, media_type, m.body, "list", children=children, path=m.path)
+        return ParsedManifest(
+            m.digest, media_type, m.body, "list", children=children, path=m.path, facts=manifest_facts(doc)
+        )
     raise ExportError(f"{where}: unsupported media type {media_type!r}")

@@ -36,14 +36,22 @@ def _tag_from_ref(ref: str) -> str | None:
     return None
 
 
-def tag_of(descriptor: dict[str, Any]) -> str | None:
-    """The tag an ``index.json`` entry carries, if any."""
+def tag_of(descriptor: dict[str, Any], ref_tag: str | None = None) -> str | None:
+    """The tag an ``index.json`` entry carries, if any.
+
+    ``ref_tag`` is used for a ref name that is no registry tag (a Flatpak bundle names its
+    manifest ``app/ID/ARCH/BRANCH``); without it such a layout is refused.
+    """
     ann = descriptor.get("annotations") or {}
     ref = ann.get(REF_NAME)
     if isinstance(ref, str) and ref:
         tag = _tag_from_ref(ref)
         if tag is None:
-            raise LayoutError(f"index.json: {REF_NAME} {ref!r} is not a valid tag")
+            if ref_tag is not None:
+                return ref_tag
+            raise LayoutError(
+                f"index.json: {REF_NAME} {ref!r} is not a valid tag (give a tag for it, e.g. --tag latest)"
+            )
         return tag
     name = ann.get(CONTAINERD_NAME)
     if isinstance(name, str):
@@ -117,9 +125,14 @@ class _Reader:
 
 
 def read_oci_layout(
-    path: str, name: str, *, protected: bool = False, repository: str = ""
+    path: str, name: str, *, protected: bool = False, repository: str = "", ref_tag: str | None = None
 ) -> RepositorySource:
-    """The layout at ``path`` as repository ``name``; raise :class:`LayoutError` when unusable."""
+    """The layout at ``path`` as repository ``name``; raise :class:`LayoutError` when unusable.
+
+    ``ref_tag``: the tag of entries whose ref name is not a tag (see :func:`tag_of`).
+    """
+    if ref_tag is not None and not layout.is_valid_tag(ref_tag):
+        raise LayoutError(f"invalid tag {ref_tag!r}")
     path = os.path.abspath(path)
     if not os.path.isdir(path):
         raise LayoutError(f"{path} is not a directory")
@@ -137,7 +150,7 @@ def read_oci_layout(
         if not isinstance(desc, dict):
             raise LayoutError(f"index.json entry {i} is not an object")
         r.manifest(desc, f"index.json entry {i}")
-        tag = tag_of(desc)
+        tag = tag_of(desc, ref_tag)
         if tag is not None:
             if tag in tags and tags[tag] != desc["digest"]:
                 raise LayoutError(f"index.json: tag {tag} points at two manifests")

@@ -37,7 +37,7 @@ from typing import Any
 
 NAMESPACE = "fedora"  # registry names in the mirror: fedora/<image>
 EXPORTER = "demo-containers"
-STEPS = 12
+STEPS = 13
 
 
 class DemoError(RuntimeError):
@@ -612,8 +612,80 @@ class Demo:
             )
         return ok, pulls
 
+    def step_flatpak(self) -> str:
+        """Build a Flatpak app + runtime, push, sync, release, and install it with the real client."""
+        from tests.harness import clients
+        from tests.harness.flatpak import APP_ID, FlatpakError, FlatpakUser, build_flatpaks
+
+        with self.out.step(
+            "Flatpak: build, push, sync, release, flatpak install + run", self.out.log_path
+        ) as st:
+            try:
+                build = build_flatpaks(self.root / "flatpak-build")
+            except (FlatpakError, clients.ClientError) as exc:
+                raise DemoError(f"building the Flatpak: {one_line(exc)}", self.out.log_path) from exc
+            ca = self.tls.ca_cert.read_text()
+            for key, layout in (("hello", build.app_layout), ("platform", build.runtime_layout)):
+                upstream = f"test/flatpak-{key}"
+                clients.skopeo_copy(
+                    f"oci:{layout}:latest",
+                    f"docker://{self.registry.host}/{upstream}:latest",
+                    preserve_digests=True,
+                    dest_cert_dir=self.tls.cert_dir(),
+                )
+                remote, _ = self.ensure(
+                    "remotes/container/container/",
+                    {
+                        "name": f"demo-flatpak-{key}",
+                        "url": self.registry.url,
+                        "upstream_name": upstream,
+                        "policy": "immediate",
+                        "ca_cert": ca,
+                    },
+                )
+                repo, _ = self.ensure(
+                    "repositories/container/container/", {"name": f"demo-flatpak-{key}-candidate"}
+                )
+                self.ensure("repositories/container/container/", {"name": f"demo-flatpak-{key}-stable"})
+                answer = self.client.request(
+                    "POST", repo["pulp_href"] + "sync/", json={"remote": remote["pulp_href"]}
+                )
+                self.client.wait(answer["task"], timeout=300)
+                self.fedora_mirror(
+                    "release", "--from", f"demo-flatpak-{key}-candidate",
+                    "--to", f"demo-flatpak-{key}-stable", "--tag", "latest",
+                    "--exporter", EXPORTER, "--name", f"{NAMESPACE}/flatpak-{key}",
+                )  # fmt: skip
+            home = self.root / "flatpak-home"
+            shutil.rmtree(home, ignore_errors=True)
+            user = FlatpakUser(home, ca_cert=self.tls.ca_cert)
+            url = f"oci+{self.crane.crane_url}"
+            deadline = time.monotonic() + 30  # crane reloads its metadata every second
+            try:
+                user.remote_add("fedora", url)
+                while build.app_ref not in user.remote_ls("fedora") and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                user.run("--user", "install", "-y", "--noninteractive", "fedora", APP_ID)
+                output = user.run("--user", "run", APP_ID).stdout.strip()
+            except FlatpakError as exc:
+                self.out.log(str(exc))
+                raise DemoError(f"flatpak: {one_line(exc)}", self.out.log_path) from exc
+            if output != build.output:
+                raise DemoError(
+                    f"flatpak run printed {output!r}, expected {build.output!r}", self.out.log_path
+                )
+            st.cmd("flatpak build-bundle --oci repo oci-app org.test.Hello master  # + --runtime")
+            st.cmd(
+                f"fedora-mirror release --from demo-flatpak-hello-candidate --to demo-flatpak-hello-stable "
+                f"--tag latest --exporter {EXPORTER} --name {NAMESPACE}/flatpak-hello"
+            )
+            st.cmd(f"flatpak --user remote-add --no-gpg-verify fedora {url}")
+            st.cmd(f"flatpak --user install fedora {APP_ID} && flatpak run {APP_ID}")
+            st.note(f"{build.app_ref} + {build.runtime_ref} installed; it printed: {output}")
+            return output
+
     def run_all(self, keep: bool) -> None:
-        """The twelve steps; an exception ends the run (the caller stops everything)."""
+        """The thirteen steps; an exception ends the run (the caller stops everything)."""
         self.step_postgres()
         self.step_pulp()
         self.step_registry()
@@ -626,11 +698,12 @@ class Demo:
         self.step_verify()
         self.step_crane()
         ok, pulls = self.step_pull()
+        self.step_flatpak()
         total = time.monotonic() - self.out.started
         n = len(self.images)
         print(
             f"demo OK: {n} images, {n} tags, {pulls} pulls, {ok}/{n} digests match "
-            f"(fixture = Pulp = skopeo = podman), total {total:.1f} s",
+            f"(fixture = Pulp = skopeo = podman), 1 Flatpak installed and run, total {total:.1f} s",
             flush=True,
         )
         if keep:

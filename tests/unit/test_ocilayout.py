@@ -78,3 +78,22 @@ def test_bad_json(env: Env) -> None:
         fh.write("{not json")
     with pytest.raises(LayoutError, match=r"index\.json .* not valid JSON"):
         read_oci_layout(env.layout, "x")
+
+
+def test_flatpak_ref_name_needs_a_tag(tmp_path) -> None:
+    """A ``flatpak build-bundle --oci`` layout names its manifest by Flatpak ref, not by tag."""
+    import pytest
+
+    from pulp_fedora_mirror.export.ocilayout import LayoutError, read_oci_layout
+
+    from .ocibuild import LayoutBuilder
+
+    b = LayoutBuilder(str(tmp_path / "bundle"))
+    desc = b.image("flatpak")
+    b.tag(desc, "app/org.test.Hello/x86_64/master")
+    path = b.write()
+    with pytest.raises(LayoutError, match="--tag"):
+        read_oci_layout(path, "fedora/hello")
+    with pytest.raises(LayoutError, match="invalid tag"):
+        read_oci_layout(path, "fedora/hello", ref_tag="no/slash")
+    assert read_oci_layout(path, "fedora/hello", ref_tag="latest").tags == {"latest": desc["digest"]}
