@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from crane_fedora.registry import STATUS, FileBody, Registry, error
+from crane_fedora.registry import EXTENSIONS_PREFIX, STATUS, FileBody, Registry, error
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
 
 
 class FastPath:
-    """``app.wsgi_app`` wrapper: ``/v2`` and ``/v2/...`` go to the registry, the rest to Flask."""
+    """``app.wsgi_app`` wrapper: ``/v2``, ``/v2/...`` and ``/extensions/v2/...`` go to the registry."""
 
     def __init__(self, app: Callable, registry: Registry) -> None:
         self.app = app
@@ -40,7 +40,9 @@ class FastPath:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
+        if (path[:3] != "/v2" or (len(path) > 3 and path[3] != "/")) and not path.startswith(
+            EXTENSIONS_PREFIX
+        ):
             return self.app(environ, start_response)
         self.store.ensure_poller()
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from crane_fedora.fastpath import file_iter
-from crane_fedora.registry import FileBody
+from crane_fedora.registry import EXTENSIONS_PREFIX, FileBody
 
 bp = Blueprint("registry", __name__)
 METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
@@ -27,7 +27,7 @@ def to_response(status: str, headers: list[tuple[str, str]], body: object) -> Re
 def registry_first():
     """Answer ``/v2`` before URL routing, so odd paths (``/v2//x``) reach the registry too."""
     path = request.path
-    if path[:3] == "/v2" and (len(path) == 3 or path[3] == "/"):
+    if (path[:3] == "/v2" and (len(path) == 3 or path[3] == "/")) or path.startswith(EXTENSIONS_PREFIX):
         return registry_api()
     return None
 
