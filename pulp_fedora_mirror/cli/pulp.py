@@ -173,9 +173,13 @@ def run_promote(args: argparse.Namespace) -> int:
 
     def action(client: Any, progress: Any) -> dict[str, Any]:
         task = client.promote(args.from_repo, args.to_repo, args.tags)
+        # queued behind the promotion (both lock the destination), so it sees the promoted manifests
+        sig_task = client.carry_signatures(args.from_repo, args.to_repo)
         if not args.no_wait:
             task = client.wait(task, progress, args.timeout)
+            sig_task = client.wait(sig_task, progress, args.timeout)
         out = _task_json(task)
+        out["signatures"] = _task_json(sig_task)
         tags = ", ".join(args.tags)
         if args.no_wait:
             out["lines"] = [task.href]
@@ -185,6 +189,9 @@ def run_promote(args: argparse.Namespace) -> int:
                 f"promoted {tags} from {args.from_repo} to {args.to_repo}: "
                 + (f"new version {version}" if version else "nothing changed (tags already there)")
             ]
+            sig_version = next((h for h in sig_task.created_resources if "/versions/" in h), None)
+            if sig_version:
+                out["lines"].append(f"added their signatures: new version {sig_version}")
         if args.json:
             out.pop("lines")
         return out
@@ -234,7 +241,9 @@ def run_release(args: argparse.Namespace) -> int:
         promoted = client.wait(
             client.promote(args.from_repo, args.to_repo, args.tags), progress, args.timeout
         )
-        versions = [h for h in promoted.created_resources if "/versions/" in h]
+        carried = client.wait(client.carry_signatures(args.from_repo, args.to_repo), progress, args.timeout)
+        # the signatures' version, when they added one, holds the promotion too
+        versions = [h for t in (carried, promoted) for h in t.created_resources if "/versions/" in h]
         task = client.publish(
             args.to_repo, args.exporter, args.name, repository_version=versions[0] if versions else None
         )
@@ -243,6 +252,7 @@ def run_release(args: argparse.Namespace) -> int:
             task = client.wait(task, progress, left)
         out = _publish_result(client, task, args)
         out["promote"] = _task_json(promoted)
+        out["signatures"] = _task_json(carried)
         if args.json:
             out.pop("lines")
         return out
