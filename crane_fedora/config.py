@@ -42,7 +42,7 @@ _KNOWN = {
     "cdn": {"url_match", "url_replace", "url_auth_secret", "url_auth_ttl", "url_auth_param", "url_auth_algo"},
     "serve_content": {"enable", "content_dir_v2", "use_x_sendfile"},
     "mirrors": {"settle_seconds", "allowed_url_prefixes"},
-    "registry": {"catalog", "page_size_max", "default_platform", "fast_path"},
+    "registry": {"catalog", "page_size_max", "default_platform", "fast_path", "signatures_extension"},
     "protected": {"dn_header", "trusted_proxies", "allow"},
     "notifications": {
         "amqp_url",
@@ -116,6 +116,10 @@ class Config:
     page_size_max: int = 1000
     default_platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
     fast_path: bool = True
+    #: Advertise ``X-Registry-Supports-Signatures: 1`` on ``/v2/``. containers/image then asks crane
+    #: for signatures even when a lookaside is configured; off sends that traffic to the mirrors
+    #: (users then need a registries.d ``lookaside:``), see docs/signatures.md.
+    signatures_extension: bool = True
     # [protected]
     dn_header: str = "X-SSL-Client-DN"
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
@@ -354,6 +358,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         page_size_max=_int(cp, "registry", "page_size_max", 1000, minimum=1),
         default_platform=_platform(_str(cp, "registry", "default_platform", "linux/amd64") or "linux/amd64"),
         fast_path=_bool(cp, "registry", "fast_path", True),
+        signatures_extension=_bool(cp, "registry", "signatures_extension", True),
         dn_header=dn_header,
         trusted_proxies=_networks(_str(cp, "protected", "trusted_proxies", "")),
         allow=_allow(cp.get("protected", "allow", fallback="")),

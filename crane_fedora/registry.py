@@ -170,11 +170,10 @@ class Registry:
         head = method == "HEAD"
         rest = path[4:]
         if rest == "":
-            return (
-                STATUS[200],
-                [("Content-Type", JSON), ("Content-Length", "2"), API_HEADER, NOSNIFF, SIGNATURES_HEADER],
-                b"" if head else b"{}",
-            )
+            headers = [("Content-Type", JSON), ("Content-Length", "2"), API_HEADER, NOSNIFF]
+            if self.config.signatures_extension:
+                headers.append(SIGNATURES_HEADER)
+            return STATUS[200], headers, b"" if head else b"{}"
         index = self.store.index
         if rest == "_catalog":
             return self._catalog(environ, index, head)

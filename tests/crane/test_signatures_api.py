@@ -108,3 +108,13 @@ def test_pulp2_repository_has_no_signatures(make_app, signed, pulp2_dir):
     r = c.get(ext("legacy/schema2", "sha256:" + "1" * 64))
     assert r.status_code == 200 and r.json == {"signatures": []}
     assert_error(c.get(ext("secret/pulp2", "sha256:" + "1" * 64)), 404, "NAME_UNKNOWN")
+
+
+def test_extension_can_be_unadvertised(make_app, signed):
+    """containers/image prefers an advertised extension over a configured lookaside: turning the
+    header off sends clients to the mirrors' signatures/ (the endpoint itself keeps answering)."""
+    d, _ = signed
+    c = make_app("[registry]\nsignatures_extension = off\n").test_client()
+    r = c.get("/v2/")
+    assert r.status_code == 200 and "X-Registry-Supports-Signatures" not in r.headers
+    assert len(c.get(ext("fedora/busybox", d["amd64"])).json["signatures"]) == 2
