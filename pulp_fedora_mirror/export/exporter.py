@@ -315,12 +315,18 @@ def _publish_signatures(
     result: dict[str, list[bytes]] = {}
     pending: list[tuple[str, str, bool]] = []  # temp, dest, new
     progress.start("signatures", "Exporting signatures", None)
+    # One listing instead of a stat per manifest: most manifests of a repository are unsigned.
+    parent = os.path.dirname(os.path.join(root, layout.signature_dir(name, "sha256:" + "0" * 64)))
+    try:
+        in_tree = set(os.listdir(parent))
+    except (FileNotFoundError, NotADirectoryError):
+        in_tree = set()
     try:
         for digest in sorted(plan.manifests):
             sig_dir = os.path.join(root, layout.signature_dir(name, digest))
             published = sigs.previous_signatures(previous, digest)
             on_disk: list[bytes] = []
-            if os.path.lexists(sig_dir):
+            if os.path.basename(sig_dir) in in_tree:
                 try:
                     ensure_inside(sig_dir, root)
                 except OSError as exc:
