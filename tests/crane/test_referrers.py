@@ -125,3 +125,22 @@ def test_referrers_snapshot_is_precomputed(make_app, refs):
     app = make_app()
     repo = app.extensions["crane_fedora"].store.index.repos["fedora/busybox"]
     assert {k: len(v) for k, v in repo.referrers.items()} == {d["amd64"]: 2, d["index"]: 1}
+
+
+def test_protected_repository_as_for_manifests(make_app, data_dir):
+    from .builder import Native
+
+    secret = Native("secret/image", protected=True)
+    image = secret.image("1")
+    secret.tag("latest", image)
+    secret.artifact("sbom", image, artifact_type=SBOM)
+    secret.write(data_dir)
+    dn = "CN=builder.example.org,O=Fedora Project"
+    c = make_app(f"[protected]\ntrusted_proxies = 127.0.0.1/32\nallow =\n    secret/* {dn}\n").test_client()
+    assert_error(c.get(f"/v2/secret/image/referrers/{image}"), 404, "NAME_UNKNOWN")
+    ok = c.get(
+        f"/v2/secret/image/referrers/{image}",
+        headers={"X-SSL-Client-DN": dn},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    assert ok.status_code == 200 and [m["artifactType"] for m in ok.json["manifests"]] == [SBOM]
