@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
         "promote",
         help="copy tags from a candidate repository to a stable one in Pulp",
         description="Copy tags (with all manifests and blobs they reference) between Pulp container "
-        "repositories (pulp-container copy_tags).",
+        "repositories (pulp-container copy_tags), then the source's signatures of those manifests "
+        "(simple-signing and sha256-<hex>.sig tags; fedora_mirror/carry_signatures/).",
     )
     p.add_argument("--from", dest="from_repo", required=True, metavar="CANDIDATE_REPO")
     p.add_argument("--to", dest="to_repo", required=True, metavar="STABLE_REPO")
@@ -58,8 +59,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "release",
         help="promote, then publish the promoted repository version",
-        description="promote + publish: the export uses exactly the repository version the promotion "
-        "created. --no-wait still waits for the promotion, not for the export.",
+        description="promote (with signatures) + publish: the export uses exactly the repository "
+        "version the promotion created. --no-wait still waits for the promotion, not for the export.",
     )
     p.add_argument("--from", dest="from_repo", required=True, metavar="CANDIDATE_REPO")
     p.add_argument("--to", dest="to_repo", required=True, metavar="STABLE_REPO")

@@ -91,7 +91,7 @@ def referenced(metadata_dir: str) -> dict[str, int]:
 
 
 def tree_files(root: str) -> dict[str, os.stat_result]:
-    """Every regular (non-temp) file under ROOT/blobs and ROOT/manifests; checks dir modes too."""
+    """Every file under ROOT/blobs, ROOT/manifests and ROOT/signatures (temp files included)."""
     found: dict[str, os.stat_result] = {}
     for kind in KINDS:
         top = os.path.join(root, kind)
