@@ -275,6 +275,10 @@ class Config:
         "registry", "default_platform", Platform("linux", "amd64"), _platform
     )
     fast_path: bool = setting("registry", "fast_path", True, _boolean)
+    #: Advertise ``X-Registry-Supports-Signatures: 1`` on ``/v2/``. containers/image then asks crane
+    #: for signatures even when a lookaside is configured; off sends that traffic to the mirrors
+    #: (users then need a registries.d ``lookaside:``), see docs/signatures.md.
+    signatures_extension: bool = setting("registry", "signatures_extension", True, _boolean)
     # [protected]
     dn_header: str = setting("protected", "dn_header", "X-SSL-Client-DN", _header_name)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = setting(

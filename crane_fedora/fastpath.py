@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from crane_fedora.registry import STATUS, FileBody, Registry, error
+from crane_fedora.registry import STATUS, FileBody, Registry, error, is_registry_path
 from crane_fedora.views import flatpak
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
 
 
 class FastPath:
-    """``app.wsgi_app`` wrapper: ``/v2`` and ``/v2/...`` go to the registry, the rest to Flask.
+    """``app.wsgi_app`` wrapper: ``/v2``, ``/v2/...`` and ``/extensions/v2/...`` go to the registry,
+    the Flatpak index to its handler, the rest to Flask.
 
     Installed always, as the one place every request passes first: it starts the process's
     metadata poller (and listener). With ``fast=False`` (``[registry] fast_path = off``) it
@@ -50,7 +51,7 @@ class FastPath:
         path = environ.get("PATH_INFO", "")
         if not self.fast:
             return self.app(environ, start_response)
-        if path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
+        if not is_registry_path(path):
             if path in flatpak.PATHS:  # the Flatpak index: as hot as a manifest GET
                 return self._flatpak(environ, start_response)
             return self.app(environ, start_response)
@@ -65,7 +66,6 @@ class FastPath:
         return [body]
 
     def _flatpak(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        self.store.ensure_poller()
         try:
             status, headers, body = flatpak.handle(environ, self.registry.config, self.store)
         except Exception:

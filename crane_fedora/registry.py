@@ -8,6 +8,8 @@ blueprint (:mod:`crane_fedora.views.registry`), so the two cannot disagree.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import os
@@ -28,7 +30,7 @@ from crane_fedora.negotiation import AcceptCache
 from crane_fedora.protected import may_read, visible_names
 from pulp_fedora_mirror.layout import DIGEST_RE, blob_path, is_valid_digest, is_valid_name, join_url
 from pulp_fedora_mirror.layout import TAG_RE as _TAG_RE
-from pulp_fedora_mirror.mediatypes import DOCKER_LIST, DOCKER_MANIFEST
+from pulp_fedora_mirror.mediatypes import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,19 @@ NOSNIFF = ("X-Content-Type-Options", "nosniff")
 JSON = "application/json"
 OCTET = "application/octet-stream"
 ALLOW = "GET, HEAD, OPTIONS"
-KEYWORDS = frozenset({"manifests", "blobs", "tags"})
+KEYWORDS = frozenset({"manifests", "blobs", "tags", "referrers"})
+#: ``GET /v2/`` advertises the signature extension (containers/image then asks for signatures there
+#: when no lookaside is configured for the registry).
+SIGNATURES_HEADER = ("X-Registry-Supports-Signatures", "1")
+#: The docker/containers "extensions" API lives beside /v2, not under it.
+EXTENSIONS_PREFIX = "/extensions/v2/"
+
+
+def is_registry_path(path: str) -> bool:
+    """``/v2``, ``/v2/...`` or ``/extensions/v2/...``: what :meth:`Registry.handle` answers."""
+    return (path[:3] == "/v2" and (len(path) == 3 or path[3] == "/")) or path.startswith(EXTENSIONS_PREFIX)
+
+
 STATUS = {
     200: "200 OK",
     301: "301 Moved Permanently",
@@ -115,6 +129,24 @@ def _etag_matches(header: str, etag: str) -> bool:
     return False
 
 
+#: An image index up to its ``manifests`` list; the precomputed descriptors follow.
+_REFERRERS_HEAD = b'{"schemaVersion": 2, "mediaType": "' + OCI_INDEX.encode() + b'", "manifests": ['
+
+
+def signature_entry(digest: str, data: bytes) -> dict[str, object]:
+    """One signature as the extension API lists it.
+
+    ``name`` is ``<manifest digest>@<32 hex>`` like pulp-container's; derived from the signature's
+    own hash, so it is the same on every crane and across reloads.
+    """
+    return {
+        "schemaVersion": 2,
+        "type": "atomic",
+        "name": f"{digest}@{hashlib.sha256(data).hexdigest()[:32]}",
+        "content": base64.b64encode(data).decode("ascii"),
+    }
+
+
 class Registry:
     """Answers ``/v2`` requests from the store's current index."""
 
@@ -129,8 +161,11 @@ class Registry:
 
     # -- entry point ------------------------------------------------------------------------
     def handle(self, environ: dict) -> Reply:
-        """Answer one request whose PATH_INFO is ``/v2`` or starts with ``/v2/``."""
-        reply = self._handle(environ)
+        """Answer one request whose PATH_INFO is ``/v2`` or starts with ``/v2/`` or ``/extensions/v2/``."""
+        if environ.get("PATH_INFO", "").startswith(EXTENSIONS_PREFIX):
+            reply = self._extensions(environ)
+        else:
+            reply = self._handle(environ)
         if reply[2] and environ.get("REQUEST_METHOD") == "HEAD":
             return reply[0], reply[1], b""
         return reply
@@ -149,11 +184,10 @@ class Registry:
         head = method == "HEAD"
         rest = path[4:]
         if rest == "":
-            return (
-                STATUS[200],
-                [("Content-Type", JSON), ("Content-Length", "2"), API_HEADER, NOSNIFF],
-                b"" if head else b"{}",
-            )
+            headers = [("Content-Type", JSON), ("Content-Length", "2"), API_HEADER, NOSNIFF]
+            if self.config.signatures_extension:
+                headers.append(SIGNATURES_HEADER)
+            return STATUS[200], headers, b"" if head else b"{}"
         index = self.store.index
         if rest == "_catalog":
             return self._catalog(environ, index, head)
@@ -171,8 +205,70 @@ class Registry:
                 return self._manifest(repo, ref, environ, head)
             if keyword == "blobs":
                 return self._blob(repo, ref, head)
+            if keyword == "referrers":
+                return self._referrers(repo, ref, environ, head)
             return self._tags(repo, ref, environ, head)
+        if keyword == "referrers":
+            return self._referrers(None, ref, environ, head)
         return self._pulp2(repo, keyword, ref, environ, head)  # type: ignore[arg-type]
+
+    # -- signatures (containers/image "extensions" API) ---------------------------------------
+    def _extensions(self, environ: dict) -> Reply:
+        """``GET /extensions/v2/<name>/signatures/<digest>``: the simple-signing signatures.
+
+        The JSON containers/image and pulp-container use; the bytes come from the metadata, so
+        crane needs no access to the tree. Protected repositories as for manifests.
+        """
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            if method == "OPTIONS":
+                return STATUS[200], [("Allow", ALLOW), ("Content-Length", "0"), API_HEADER], b""
+            return error(
+                405, "UNSUPPORTED", "this registry is read-only", {"method": method}, (("Allow", ALLOW),)
+            )
+        parts = path[len(EXTENSIONS_PREFIX) :].rsplit("/", 2)
+        if len(parts) != 3 or parts[1] != "signatures" or not parts[2]:
+            return error(404, "NAME_UNKNOWN", "unknown endpoint", {"path": path[:300]})
+        name, _keyword, ref = parts
+        if not is_valid_name(name):
+            return error(400, "NAME_INVALID", "invalid repository name", {"name": name[:300]})
+        repo = self.store.index.repos.get(name)
+        if repo is None or (repo.protected and not may_read(name, environ, self.config)):
+            return error(404, "NAME_UNKNOWN", "repository name not known to registry", {"name": name})
+        if not _digest_match(ref):
+            if is_valid_digest(ref):
+                return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"name": name, "digest": ref})
+            return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
+        if repo.kind != NATIVE:
+            # Pulp 2 repositories carry no signatures; their manifests are not known here either.
+            return _json_reply({"signatures": []}, method == "HEAD")
+        manifest = repo.manifests.get(ref)
+        if manifest is None:
+            return error(404, "MANIFEST_UNKNOWN", "manifest unknown", {"name": name, "digest": ref})
+        return _json_reply({"signatures": [signature_entry(ref, s) for s in manifest.signatures]}, False)
+
+    # -- OCI 1.1 referrers --------------------------------------------------------------------
+    def _referrers(self, repo: NativeRepo | None, ref: str, environ: dict, head: bool) -> Reply:
+        """``GET /v2/<name>/referrers/<digest>[?artifactType=…]``: an image index, never a 404.
+
+        The descriptors were computed once per snapshot (the metadata's ``subject`` fields); a
+        repository without referrers, or a Pulp 2 one, answers an empty index.
+        """
+        if not _digest_match(ref) and not is_valid_digest(ref):
+            return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
+        found: tuple = repo.referrers.get(ref, ()) if repo is not None else ()
+        extra: list[tuple[str, str]] = []
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            wanted = parse_qs(query, keep_blank_values=True).get("artifactType")
+            if wanted:
+                found = tuple(r for r in found if r[0] == wanted[-1])
+                extra.append(("OCI-Filters-Applied", "artifactType"))
+        body = _REFERRERS_HEAD + b",".join(r[1] for r in found) + b"]}"
+        headers = [("Content-Type", OCI_INDEX), ("Content-Length", str(len(body))), API_HEADER, NOSNIFF]
+        headers.extend(extra)
+        return STATUS[200], headers, b"" if head else body
 
     # -- native repositories ----------------------------------------------------------------
     def _manifest(self, repo: NativeRepo, ref: str, environ: dict, head: bool) -> Reply:

@@ -423,6 +423,20 @@ class PulpClient:
         body = {"source_repository": src, "names": names}
         return self._task(self.request("POST", dst + "copy_tags/", json=body))
 
+    def carry_signatures(self, from_repo: str | Mapping[str, Any], to_repo: str | Mapping[str, Any]) -> Task:
+        """Add the signatures ``from_repo`` has for the manifests ``to_repo`` now holds.
+
+        pulp-container's ``copy_tags`` leaves signatures behind; this plugin's
+        ``fedora_mirror/carry_signatures/`` task adds them (simple-signing ``ManifestSignature``
+        content and sigstore ``sha256-<hex>.sig`` tags). Dispatched right after a promotion, it runs
+        after it (both lock the destination) and sees the promoted manifests.
+        """
+        body = {
+            "source_repository": self._href(from_repo, "repository"),
+            "repository": self._href(to_repo, "repository"),
+        }
+        return self._task(self.request("POST", "fedora_mirror/carry_signatures/", json=body))
+
     def publish(
         self,
         repository: str | Mapping[str, Any] | None,
@@ -505,7 +519,9 @@ class PulpClient:
         """
         started = time.monotonic()
         promoted = self.wait(self.promote(from_repo, to_repo, tags), progress_callback, timeout)
-        versions = [h for h in promoted.created_resources if "/versions/" in h]
+        carried = self.wait(self.carry_signatures(from_repo, to_repo), progress_callback, timeout)
+        # the signatures' version, when they added one, holds the promotion too
+        versions = [h for t in (carried, promoted) for h in t.created_resources if "/versions/" in h]
         remaining = None if timeout is None else max(1.0, timeout - (time.monotonic() - started))
         task = self.publish(to_repo, exporter, name, repository_version=versions[0] if versions else None)
         published = self.wait(task, progress_callback, remaining)

@@ -36,6 +36,11 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\Z")
 
 BLOBS_DIR = "blobs"
 MANIFESTS_DIR = "manifests"
+#: Simple-signing lookaside store (containers/image layout, docs/layout.md §2).
+SIGNATURES_DIR = "signatures"
+SIGNATURE_PREFIX = "signature-"
+#: ``signatures/<name>@sha256=<hex>/signature-<n>`` split into name, hex and n (n from 1, no zero padding).
+SIGNATURE_PATH_RE = re.compile(r"^signatures/(.+)@sha256=([a-f0-9]{64})/signature-([1-9][0-9]{0,8})\Z")
 FILELIST_PREFIX = "fullfiletimelist-"
 #: Temp files are dot-files in the target directory; readers and the file list skip them.
 TEMP_PREFIX = "."
@@ -66,6 +71,32 @@ def blob_path(digest: str) -> str:
 def manifest_path(digest: str) -> str:
     """Relative path (POSIX, no leading slash) of a manifest body in the mirror tree."""
     return _sharded(MANIFESTS_DIR, digest)
+
+
+def signature_dir(name: str, digest: str) -> str:
+    """Relative directory of one manifest's signatures under registry name ``name``.
+
+    The containers/image lookaside layout: a client configured with ``lookaside: <URL of
+    ROOT>/signatures`` fetches ``<name>@sha256=<hex>/signature-1``, ``-2``, … until a 404.
+    """
+    if not is_valid_name(name):
+        raise ValueError(f"invalid repository name: {name!r}")
+    return f"{SIGNATURES_DIR}/{name}@sha256={digest_hex(digest)}"
+
+
+def signature_path(name: str, digest: str, index: int) -> str:
+    """Relative path of signature number ``index`` (from 1) of ``digest`` under ``name``."""
+    if type(index) is not int or index < 1:
+        raise ValueError(f"invalid signature index: {index!r}")
+    return f"{signature_dir(name, digest)}/{SIGNATURE_PREFIX}{index}"
+
+
+def parse_signature_path(rel: str) -> tuple[str, str, int] | None:
+    """``(name, digest, index)`` of a tree path made by :func:`signature_path`, else None."""
+    m = SIGNATURE_PATH_RE.match(rel)
+    if m is None or not is_valid_name(m.group(1)):
+        return None
+    return m.group(1), "sha256:" + m.group(2), int(m.group(3))
 
 
 def filelist_name(module: str) -> str:

@@ -6,7 +6,7 @@ a reload swaps whole objects, so a running request keeps the snapshot it started
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -84,6 +84,8 @@ class NativeRepo:
     blobs: MappingProxyType  # digest -> (size, published)
     sorted_tags: tuple[str, ...]
     kind: str = NATIVE
+    #: OCI 1.1 referrers: subject digest -> descriptors (dicts) of the manifests naming it, by digest
+    referrers: MappingProxyType = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import json
 import logging
 import sys
 from types import MappingProxyType
@@ -152,6 +153,41 @@ def _manifest(digest: str, entry: object) -> Manifest:
     return m
 
 
+def _artifact_type(m: Manifest) -> str | None:
+    """OCI 1.1: the manifest's ``artifactType``, else its config's ``mediaType``."""
+    if m.artifact_type is not None:
+        return m.artifact_type
+    try:
+        config = json.loads(m.body).get("config")
+    except (ValueError, AttributeError):
+        return None
+    media_type = config.get("mediaType") if isinstance(config, dict) else None
+    return media_type if isinstance(media_type, str) else None
+
+
+def _referrers(manifests: dict[str, Manifest]) -> MappingProxyType:
+    """Subject digest -> referrers as ``(artifactType, descriptor JSON)``, once per snapshot.
+
+    Why here: the referrers API must neither scan every manifest of a repository nor build
+    descriptors per request; it only filters on artifactType and joins the bytes.
+    """
+    found: dict[str, list[tuple[str | None, bytes]]] = {}
+    for digest in sorted(manifests):
+        m = manifests[digest]
+        if m.subject is None:
+            continue
+        desc: dict = {"mediaType": m.media_type, "digest": digest, "size": len(m.body)}
+        artifact_type = _artifact_type(m)
+        if artifact_type is not None:
+            desc["artifactType"] = artifact_type
+        if m.annotations:
+            desc["annotations"] = dict(m.annotations)
+        found.setdefault(m.subject["digest"], []).append((artifact_type, json.dumps(desc).encode()))
+    if not found:
+        return MappingProxyType({})
+    return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
+
 def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
     """Build a :class:`NativeRepo`; any inconsistency rejects the whole file."""
     name = doc.get("repo-registry-id")
@@ -205,6 +241,7 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
                     break
 
     return NativeRepo(
+        referrers=_referrers(manifests),
         name=name,  # type: ignore[arg-type]
         path=path,
         protected=protected,

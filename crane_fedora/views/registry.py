@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from crane_fedora.fastpath import file_iter
-from crane_fedora.registry import FileBody
+from crane_fedora.registry import FileBody, is_registry_path
 
 bp = Blueprint("registry", __name__)
 
@@ -24,13 +24,13 @@ def to_response(status: str, headers: list[tuple[str, str]], body: object) -> Re
 
 @bp.before_app_request
 def registry_first() -> Response | None:
-    """Answer ``/v2`` before URL routing, so odd paths (``/v2//x``) reach the registry too.
+    """Answer ``/v2`` and ``/extensions/v2`` before URL routing, so odd paths (``/v2//x``) reach it.
 
     The only way ``/v2`` reaches the registry through Flask: no route is registered for it,
     since this hook answers first.
     """
     path = request.path
-    if path[:3] == "/v2" and (len(path) == 3 or path[3] == "/"):
+    if is_registry_path(path):
         state = current_app.extensions["crane_fedora"]
         return to_response(*state.registry.handle(request.environ))
     return None

@@ -17,6 +17,7 @@ from ..export.errors import ExportError
 from ..export.exporter import export_repository
 from ..export.ocilayout import read_oci_layout
 from ..export.prune import prune
+from ..export.signatures import read_lookaside
 from ..export.source import ExportTarget
 from ..export.verify import verify
 from . import CliError
@@ -33,6 +34,10 @@ examples:
   flatpak build-bundle --oci repo /tmp/hello org.example.Hello stable
   fedora-mirror export /tmp/hello --name fedora/hello --tag latest --root /srv/pub/containers \\
       --metadata-dir /srv/crane/metadata --master-url https://dl.example.org/containers/
+  # with the simple-signing signatures "skopeo copy --sign-by" wrote to its lookaside staging dir
+  fedora-mirror export /tmp/fedora --name fedora/fedora --root /srv/pub/containers \\
+      --metadata-dir /srv/crane/metadata --master-url https://dl.example.org/containers/ \\
+      --signatures /var/lib/containers/sigstore
 """
 
 VERIFY_EXAMPLES = """\
@@ -110,6 +115,8 @@ def _emit(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     try:
         repo = read_oci_layout(args.layout, args.name, protected=args.protected, ref_tag=args.tag)
+        if args.signatures:
+            repo = dataclasses.replace(repo, signatures=read_lookaside(args.signatures))
         target = ExportTarget.from_exporter(args, hardlink=not args.copy)
         progress = None if args.quiet else StderrProgress()
         s = export_repository(repo, target, progress=progress, export_id=args.export_id)
@@ -119,6 +126,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"exported {s.name}: {len(s.tags)} tag(s), {s.manifests} manifest(s), {s.blobs} blob(s)",
         f"  written: {s.files_written} file(s) ({s.blobs_linked} linked, {s.blobs_copied} copied, "
         f"{s.manifests_written} manifest(s)), {s.blobs_present} blob(s) already present",
+        f"  signatures: {s.signatures} published, {s.signatures_written} written"
+        + (
+            f", {s.signatures_unmatched} left out (not an exported manifest)"
+            if s.signatures_unmatched
+            else ""
+        ),
         f"  metadata {'updated' if s.metadata_changed else 'unchanged'}: {s.metadata_path}",
         f"  file list {'updated' if s.filelist_changed else 'unchanged'}",
     ]
@@ -162,7 +175,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="export an OCI image layout into the mirror tree and write its crane metadata",
         description="Export one OCI image layout as registry repository NAME: blobs and manifests "
-        "into ROOT (content-addressed, hard-linked when possible), then METADATA_DIR/NAME.json, "
+        "into ROOT (content-addressed, hard-linked when possible), their signatures (--signatures) "
+        "into ROOT/signatures, then METADATA_DIR/NAME.json, "
         "then ROOT/fullfiletimelist-MODULE. Unchanged content writes nothing.",
         epilog=EXPORT_EXAMPLES,
         formatter_class=fmt,
@@ -187,6 +201,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--master-url", required=True, help="URL of ROOT on the master mirror")
     p.add_argument("--mirror-url", help="URL of ROOT behind the mirror redirector (default: none)")
     p.add_argument("--module", help="MirrorManager module name (default: basename of ROOT)")
+    p.add_argument(
+        "--signatures",
+        metavar="DIR",
+        help="containers/image lookaside store (NAME@sha256=HEX/signature-N, as 'skopeo copy "
+        "--sign-by' writes it); signatures of exported manifests go to ROOT/signatures",
+    )
     p.add_argument("--export-id", help="provenance id stored in the metadata")
     p.add_argument(
         "--tag",
@@ -203,8 +223,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "verify",
         help="hash and check every file of a mirror tree",
-        description="Hash every blob and manifest under ROOT and check names, modes and, with "
-        "--metadata-dir, that every referenced file exists with the right size.",
+        description="Hash every blob and manifest under ROOT, check the signatures/ lookaside store's "
+        "names (numbered without gaps) and modes and, with --metadata-dir, that every referenced file "
+        "exists with the right size (signatures: the right bytes).",
         epilog=VERIFY_EXAMPLES,
         formatter_class=fmt,
     )

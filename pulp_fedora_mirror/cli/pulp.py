@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
         "promote",
         help="copy tags from a candidate repository to a stable one in Pulp",
         description="Copy tags (with all manifests and blobs they reference) between Pulp container "
-        "repositories (pulp-container copy_tags).",
+        "repositories (pulp-container copy_tags), then the source's signatures of those manifests "
+        "(simple-signing and sha256-<hex>.sig tags; fedora_mirror/carry_signatures/).",
     )
     p.add_argument("--from", dest="from_repo", required=True, metavar="CANDIDATE_REPO")
     p.add_argument("--to", dest="to_repo", required=True, metavar="STABLE_REPO")
@@ -58,8 +59,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "release",
         help="promote, then publish the promoted repository version",
-        description="promote + publish: the export uses exactly the repository version the promotion "
-        "created. --no-wait still waits for the promotion, not for the export.",
+        description="promote (with signatures) + publish: the export uses exactly the repository "
+        "version the promotion created. --no-wait still waits for the promotion, not for the export.",
     )
     p.add_argument("--from", dest="from_repo", required=True, metavar="CANDIDATE_REPO")
     p.add_argument("--to", dest="to_repo", required=True, metavar="STABLE_REPO")
@@ -173,9 +174,13 @@ def run_promote(args: argparse.Namespace) -> int:
 
     def action(client: Any, progress: Any) -> dict[str, Any]:
         task = client.promote(args.from_repo, args.to_repo, args.tags)
+        # queued behind the promotion (both lock the destination), so it sees the promoted manifests
+        sig_task = client.carry_signatures(args.from_repo, args.to_repo)
         if not args.no_wait:
             task = client.wait(task, progress, args.timeout)
+            sig_task = client.wait(sig_task, progress, args.timeout)
         out = _task_json(task)
+        out["signatures"] = _task_json(sig_task)
         tags = ", ".join(args.tags)
         if args.no_wait:
             out["lines"] = [task.href]
@@ -185,6 +190,9 @@ def run_promote(args: argparse.Namespace) -> int:
                 f"promoted {tags} from {args.from_repo} to {args.to_repo}: "
                 + (f"new version {version}" if version else "nothing changed (tags already there)")
             ]
+            sig_version = next((h for h in sig_task.created_resources if "/versions/" in h), None)
+            if sig_version:
+                out["lines"].append(f"added their signatures: new version {sig_version}")
         if args.json:
             out.pop("lines")
         return out
@@ -234,7 +242,9 @@ def run_release(args: argparse.Namespace) -> int:
         promoted = client.wait(
             client.promote(args.from_repo, args.to_repo, args.tags), progress, args.timeout
         )
-        versions = [h for h in promoted.created_resources if "/versions/" in h]
+        carried = client.wait(client.carry_signatures(args.from_repo, args.to_repo), progress, args.timeout)
+        # the signatures' version, when they added one, holds the promotion too
+        versions = [h for t in (carried, promoted) for h in t.created_resources if "/versions/" in h]
         task = client.publish(
             args.to_repo, args.exporter, args.name, repository_version=versions[0] if versions else None
         )
@@ -243,6 +253,7 @@ def run_release(args: argparse.Namespace) -> int:
             task = client.wait(task, progress, left)
         out = _publish_result(client, task, args)
         out["promote"] = _task_json(promoted)
+        out["signatures"] = _task_json(carried)
         if args.json:
             out.pop("lines")
         return out

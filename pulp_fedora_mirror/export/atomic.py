@@ -15,7 +15,7 @@ import re
 import secrets
 from collections.abc import Iterator
 
-from ..layout import BLOBS_DIR, MANIFESTS_DIR
+from ..layout import BLOBS_DIR, MANIFESTS_DIR, SIGNATURES_DIR
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
@@ -165,7 +165,7 @@ def clean_own_temp_files(final: str) -> list[str]:
 
 
 def clean_temp_files(top: str) -> list[str]:
-    """Remove temp files left by a crashed run in ``top`` and its blobs/manifests subtrees.
+    """Remove temp files left by a crashed run in ``top`` and its blobs/manifests/signatures subtrees.
 
     Only names matching :data:`TEMP_RE` are removed, so unrelated dot-files survive. Called with
     the tree lock held, so no live writer owns them. Other subdirectories are left alone: a
@@ -175,7 +175,7 @@ def clean_temp_files(top: str) -> list[str]:
     if not os.path.isdir(top):
         return removed
     walks = [(top, [], sorted(f for f in os.listdir(top) if os.path.isfile(os.path.join(top, f))))]
-    for kind in (BLOBS_DIR, MANIFESTS_DIR):
+    for kind in (BLOBS_DIR, MANIFESTS_DIR, SIGNATURES_DIR):
         walks.extend(os.walk(os.path.join(top, kind)))
     for dirpath, _dirnames, filenames in walks:
         for fn in filenames:

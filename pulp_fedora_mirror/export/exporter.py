@@ -1,6 +1,7 @@
 """``export_repository``: one repository into the mirror tree and its crane_fedora metadata file.
 
-The order is the whole point (docs/layout.md §3): lock, blobs, manifests, metadata, file list.
+The order is the whole point (docs/layout.md §3): lock, blobs, manifests, signatures, metadata,
+file list.
 A reader (crane, rsync, a mirror) can then never see a reference to a missing or partial file;
 a failure before the metadata rename publishes nothing and removes what this run created.
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from .. import layout
 from . import filelist, metadata, testpoints
+from . import signatures as sigs
 from .atomic import (
     clean_own_temp_files,
     clean_temp_files,
@@ -47,6 +49,9 @@ class Plan:
     optional_missing: dict[str, int] = field(default_factory=dict)
     skipped_schema1: list[str] = field(default_factory=list)
     skipped_tags: list[str] = field(default_factory=list)
+    #: manifest digest -> the source's signature files (exported manifests only)
+    signatures: dict[str, list[bytes]] = field(default_factory=dict)
+    signatures_unmatched: int = 0
     master_url: str = ""
     mirror_url: str | None = None
 
@@ -118,6 +123,16 @@ def plan_export(repo: RepositorySource, target: ExportTarget) -> Plan:
                     f"source has {src.size}"
                 )
             plan.blobs[ref.digest] = src
+    for digest, files in sorted(repo.signatures.items()):
+        if digest not in plan.manifests:
+            plan.signatures_unmatched += len(files)
+            continue
+        unique: list[bytes] = []
+        for n, data in enumerate(files, 1):
+            sigs.check_signature(data, f"signature {n} of manifest {digest}")
+            if data not in unique:
+                unique.append(data)
+        plan.signatures[digest] = unique
     return plan
 
 
@@ -300,6 +315,79 @@ def _config_facts(m: ParsedManifest, plan: Plan) -> dict[str, Any]:
     return config_facts(config.media_type, check_config_bytes(config.digest, raw))
 
 
+def _publish_signatures(
+    plan: Plan,
+    name: str,
+    root: str,
+    previous: dict[str, Any] | None,
+    run: _Run,
+    summary: ExportSummary,
+    progress: _Progress,
+) -> dict[str, list[bytes]]:
+    """Step 4: the lookaside store, before the metadata that lists it; returns digest -> files.
+
+    Every exported manifest keeps the signatures published before (metadata first, then the tree's
+    files) under their numbers; new ones get the next numbers. Temp files first, one ``syncfs``,
+    renames in number order (a client never meets a gap), one more ``syncfs``. A file already in
+    the tree with the right bytes is not touched, so an unchanged re-export writes nothing.
+    """
+    result: dict[str, list[bytes]] = {}
+    pending: list[tuple[str, str, bool]] = []  # temp, dest, new
+    progress.start("signatures", "Exporting signatures", None)
+    # One listing instead of a stat per manifest: most manifests of a repository are unsigned.
+    parent = os.path.dirname(os.path.join(root, layout.signature_dir(name, "sha256:" + "0" * 64)))
+    try:
+        in_tree = set(os.listdir(parent))
+    except (FileNotFoundError, NotADirectoryError):
+        in_tree = set()
+    try:
+        for digest in sorted(plan.manifests):
+            sig_dir = os.path.join(root, layout.signature_dir(name, digest))
+            published = sigs.previous_signatures(previous, digest)
+            on_disk: list[bytes] = []
+            if os.path.basename(sig_dir) in in_tree:
+                try:
+                    ensure_inside(sig_dir, root)
+                except OSError as exc:
+                    raise ExportError(str(exc)) from None
+                on_disk = sigs.on_disk_signatures(root, name, digest)
+            files = sigs.merge(published, on_disk, plan.signatures.get(digest, ()))
+            if not files:
+                continue
+            result[digest] = files
+            for n, data in enumerate(files, 1):
+                if n <= len(on_disk) and on_disk[n - 1] == data:
+                    continue
+                _ensure_dir_inside(sig_dir, root, run.dirs)
+                dest = os.path.join(sig_dir, f"{layout.SIGNATURE_PREFIX}{n}")
+                pending.append((write_temp(dest, data, fsync=False), dest, n > len(on_disk)))
+        if pending:
+            syncfs(root)
+        while pending:
+            tmp, dest, new = pending.pop(0)
+            os.rename(tmp, dest)
+            if new:
+                run.files.append(dest)
+            else:
+                rel = os.path.relpath(dest, root)
+                summary.replaced.append(rel)
+                log.warning("replaced %s: its bytes differ from the published signature", rel)
+            summary.signatures_written += 1
+            summary.files_written += 1
+            summary.bytes_written += os.lstat(dest).st_size
+            testpoints.reached(f"signature {os.path.relpath(dest, root)}")
+            progress.advance("signatures")
+        if summary.signatures_written:
+            syncfs(root)
+    finally:
+        for tmp, _dest, _new in pending:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    summary.signatures = sum(len(f) for f in result.values())
+    progress.finish("signatures")
+    return result
+
+
 def build_metadata(
     repo: RepositorySource,
     plan: Plan,
@@ -308,6 +396,7 @@ def build_metadata(
     preexisting: set[str],
     now: float,
     export_id: str | None,
+    signatures: dict[str, list[bytes]] | None = None,
 ) -> dict[str, Any]:
     """The version-6 document of docs/layout.md §4."""
     prev_blobs = (previous or {}).get("blobs") or {}
@@ -332,6 +421,8 @@ def build_metadata(
             entry["blobs"] = [b.digest for b in m.blobs]
             entry.update(_config_facts(m, plan))
         entry.update(m.facts)
+        if signatures and signatures.get(digest):
+            entry["signatures"] = sigs.metadata_entry(signatures[digest])
         manifests[digest] = entry
     return {
         "type": layout.METADATA_TYPE,
@@ -381,9 +472,14 @@ def export_repository(
         metadata_path=meta_path,
         skipped_tags=list(plan.skipped_tags),
         optional_missing=sorted(plan.optional_missing),
+        signatures_unmatched=plan.signatures_unmatched,
     )
     for d in plan.skipped_schema1:
         summary.warnings.append(f"skipped Docker schema 1 manifest {d}")
+    if plan.signatures_unmatched:
+        summary.warnings.append(
+            f"left out {plan.signatures_unmatched} signature(s) of manifests that are not exported"
+        )
     if plan.skipped_tags:
         skipped = ", ".join(plan.skipped_tags)
         summary.warnings.append(f"skipped tags pointing at schema 1 manifests: {skipped}")
@@ -400,10 +496,11 @@ def export_repository(
             try:
                 preexisting = _publish_blobs(plan, root, target, run, summary, prog)
                 _publish_manifests(plan, root, target, run, summary, prog)
+                previous = metadata.load(meta_path)
+                signatures = _publish_signatures(plan, repo.name, root, previous, run, summary, prog)
                 prog.start("metadata", "Writing metadata", 1)
                 _ensure_dir_inside(os.path.dirname(meta_path), metadata_dir, run.dirs, durable=True)
-                previous = metadata.load(meta_path)
-                doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id)
+                doc = build_metadata(repo, plan, root, previous, preexisting, now_ts, export_id, signatures)
                 summary.metadata_changed = metadata.write_if_changed(meta_path, doc, previous)
             except BaseException:
                 # Once the metadata rename happened (a later fsync failed), its files must stay.
@@ -418,6 +515,11 @@ def export_repository(
             try:
                 rels = {layout.blob_path(d) for d in plan.blobs}
                 rels |= {layout.manifest_path(d) for d in plan.manifests}
+                rels |= {
+                    layout.signature_path(repo.name, d, n)
+                    for d, files in signatures.items()
+                    for n in range(1, len(files) + 1)
+                }
                 forget_referenced(metadata_dir, rels)
             except OSError as exc:
                 log.warning("could not update the prune state in %s: %s", metadata_dir, exc)

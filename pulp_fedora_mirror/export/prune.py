@@ -15,13 +15,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..layout import BLOBS_DIR, MANIFESTS_DIR, filelist_name
+from ..layout import BLOBS_DIR, MANIFESTS_DIR, SIGNATURES_DIR, filelist_name, parse_signature_path
 from . import filelist
 from .atomic import clean_temp_files, ensure_inside, makedirs, read_if_exists, write_bytes
 from .errors import ExportError
 from .lock import tree_lock
 from .metadata import STATE_DIR, iso_utc
-from .verify import referenced, tree_files
+from .verify import references, tree_files
 
 STATE_FILE = "prune-state.json"
 LOG_FILE = "prune.log"
@@ -77,6 +77,14 @@ def forget_referenced(metadata_dir: str, rels: set[str]) -> int:
     return len(state) - len(kept)
 
 
+def _deletion_order(rel: str) -> tuple[str, int]:
+    """Sort key: signatures of one manifest last-number-first, so a crash never leaves a gap."""
+    parsed = parse_signature_path(rel)
+    if parsed is None:
+        return rel, 0
+    return os.path.dirname(rel), -parsed[2]
+
+
 def prune(
     root: str,
     metadata_dir: str,
@@ -104,18 +112,24 @@ def prune(
     summary = PruneSummary(dry_run=dry_run)
     with tree_lock(root):
         try:
-            for kind in (BLOBS_DIR, MANIFESTS_DIR):
+            for kind in (BLOBS_DIR, MANIFESTS_DIR, SIGNATURES_DIR):
                 ensure_inside(os.path.join(root, kind), root)
             ensure_inside(state_dir, metadata_dir)
         except OSError as exc:
             raise ExportError(str(exc)) from None
         # Read the references with the lock held: an export in progress publishes metadata last,
         # so files it just created are referenced by the time we can take the lock.
-        refs = referenced(metadata_dir)
+        all_refs = references(metadata_dir)
+        refs = all_refs.sizes
         summary.referenced = len(refs)
         state = _load_state(state_path)
         files = [rel for rel in tree_files(root) if not os.path.basename(rel).startswith(".")]
-        unref = sorted(rel for rel in files if rel not in refs)
+        # A signature goes only with its manifest: while repository <name> exports the manifest,
+        # every file of signatures/<name>@sha256=<hex>/ stays, listed in the metadata or not.
+        unref = sorted(
+            (rel for rel in files if rel not in refs and os.path.dirname(rel) not in all_refs.signature_dirs),
+            key=_deletion_order,
+        )
         summary.unreferenced = len(unref)
         new_state: dict[str, float] = {}
         to_delete: list[str] = []
@@ -153,11 +167,18 @@ def prune(
         if new_state != state:
             doc = {"first_unreferenced": dict(sorted(new_state.items())), "version": 1}
             write_bytes(state_path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+        sig_top = os.path.join(root, SIGNATURES_DIR)
         for rel in to_delete:
             d = os.path.dirname(os.path.join(root, rel))
             with contextlib.suppress(OSError):  # not empty: other files still there
                 os.rmdir(d)
                 summary.dirs_removed.append(os.path.relpath(d, root))
+                # signatures/<ns>/<name>@sha256=…: the name's own directories go when empty too
+                d = os.path.dirname(d)
+                while d.startswith(sig_top + "/"):
+                    os.rmdir(d)
+                    summary.dirs_removed.append(os.path.relpath(d, root))
+                    d = os.path.dirname(d)
         clean_temp_files(root)
         summary.filelist_changed = filelist.write_if_changed(root, module)
     return summary

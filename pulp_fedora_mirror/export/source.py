@@ -53,6 +53,9 @@ class RepositorySource:
     source: str = ""
     #: Pulp repository name or similar; goes to the metadata's ``repository`` key.
     repository: str = ""
+    #: Simple-signing signature files by manifest digest (source order); those of digests that are
+    #: not exported manifests are ignored (counted in ``ExportSummary.signatures_unmatched``).
+    signatures: Mapping[str, Sequence[bytes]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,9 @@ class ExportSummary:
     #: Foreign/non-distributable layers listed in manifests but absent from the source.
     optional_missing: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Signature files published for the exported manifests (all of them, old and new).
+    signatures: int = 0
+    #: Signature files this export created or replaced in ROOT/signatures.
+    signatures_written: int = 0
+    #: Signatures in the source whose digest is not an exported manifest (left out).
+    signatures_unmatched: int = 0

@@ -16,8 +16,9 @@ from .. import layout
 from .atomic import DIR_MODE, FILE_MODE, TEMP_RE
 from .errors import ExportError
 from .metadata import iter_all
+from .signatures import previous_signatures
 
-KINDS = (layout.BLOBS_DIR, layout.MANIFESTS_DIR)
+KINDS = (layout.BLOBS_DIR, layout.MANIFESTS_DIR, layout.SIGNATURES_DIR)
 
 
 @dataclass
@@ -52,19 +53,45 @@ def _sha256(path: str) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def referenced(metadata_dir: str) -> dict[str, int]:
-    """Relative tree path -> expected size, over every native (version 5 or 6) metadata file."""
-    refs: dict[str, int] = {}
+@dataclass
+class References:
+    """What the metadata files reference in the tree."""
+
+    #: relative tree path -> expected size (blobs, manifests, signatures)
+    sizes: dict[str, int] = field(default_factory=dict)
+    #: signature path -> its expected bytes (signatures are not content-addressed)
+    signatures: dict[str, bytes] = field(default_factory=dict)
+    #: ``signatures/<name>@sha256=<hex>`` of every manifest a repository ``<name>`` exports: its
+    #: signatures go only with the manifest (prune), whatever an older metadata file listed
+    signature_dirs: set[str] = field(default_factory=set)
+
+
+def references(metadata_dir: str) -> References:
+    """Everything every native (version 5 or 6) metadata file under ``metadata_dir`` references."""
+    refs = References()
     for _path, doc in iter_all(metadata_dir):
+        name = doc.get("repo-registry-id")
         for digest, info in (doc.get("blobs") or {}).items():
-            refs[layout.blob_path(digest)] = int(info.get("size", -1))
+            refs.sizes[layout.blob_path(digest)] = int(info.get("size", -1))
         for digest, info in (doc.get("manifests") or {}).items():
-            refs[layout.manifest_path(digest)] = int(info.get("size", -1))
+            refs.sizes[layout.manifest_path(digest)] = int(info.get("size", -1))
+            if not isinstance(name, str) or not layout.is_valid_name(name):
+                continue
+            refs.signature_dirs.add(layout.signature_dir(name, digest))
+            for n, data in enumerate(previous_signatures(doc, digest), 1):
+                rel = layout.signature_path(name, digest, n)
+                refs.sizes[rel] = len(data)
+                refs.signatures[rel] = data
     return refs
 
 
+def referenced(metadata_dir: str) -> dict[str, int]:
+    """Relative tree path -> expected size, over every native (version 5 or 6) metadata file."""
+    return references(metadata_dir).sizes
+
+
 def tree_files(root: str) -> dict[str, os.stat_result]:
-    """Every regular (non-temp) file under ROOT/blobs and ROOT/manifests; checks dir modes too."""
+    """Every file under ROOT/blobs, ROOT/manifests and ROOT/signatures (temp files included)."""
     found: dict[str, os.stat_result] = {}
     for kind in KINDS:
         top = os.path.join(root, kind)
@@ -74,6 +101,40 @@ def tree_files(root: str) -> dict[str, os.stat_result]:
                 full = os.path.join(dirpath, fn)
                 found[os.path.relpath(full, root)] = os.lstat(full)
     return found
+
+
+def _verify_signature(
+    root: str,
+    rel: str,
+    st: os.stat_result,
+    files: dict[str, os.stat_result],
+    refs: References,
+    with_metadata: bool,
+    res: VerifyResult,
+) -> None:
+    """A lookaside file: a valid name, no gap before it, mode 0644, the bytes the metadata lists."""
+    parsed = layout.parse_signature_path(rel)
+    if parsed is None or not stat.S_ISREG(st.st_mode):
+        res.stray.append(rel)
+        return
+    name, digest, n = parsed
+    if n > 1 and layout.signature_path(name, digest, n - 1) not in files:
+        res.stray.append(rel)  # after a gap: no client would ever fetch it
+        return
+    res.checked += 1
+    if stat.S_IMODE(st.st_mode) != FILE_MODE:
+        res.bad_modes.append(rel)
+    if not with_metadata:
+        return
+    expected = refs.signatures.get(rel)
+    if expected is None:
+        res.unreferenced.append(rel)
+    elif st.st_size != len(expected):
+        res.wrong_size.append(rel)
+    else:
+        with open(os.path.join(root, rel), "rb") as fh:
+            if fh.read() != expected:
+                res.wrong_digest.append(rel)
 
 
 def verify(root: str, metadata_dir: str | None = None) -> VerifyResult:
@@ -88,11 +149,15 @@ def verify(root: str, metadata_dir: str | None = None) -> VerifyResult:
             if stat.S_IMODE(os.lstat(dirpath).st_mode) != DIR_MODE:
                 res.bad_modes.append(os.path.relpath(dirpath, root) + "/")
     files = tree_files(root)
-    refs = referenced(metadata_dir) if metadata_dir else {}
+    full_refs = references(metadata_dir) if metadata_dir else References()
+    refs = full_refs.sizes
     for rel, st in sorted(files.items()):
         name = os.path.basename(rel)
         if TEMP_RE.match(name):
             res.temp_files.append(rel)
+            continue
+        if rel.startswith(layout.SIGNATURES_DIR + "/"):
+            _verify_signature(root, rel, st, files, full_refs, metadata_dir is not None, res)
             continue
         parts = rel.split("/")
         digest = f"sha256:{name}"

@@ -1,7 +1,8 @@
-"""Build valid native version 5 metadata documents for tests (real digests, exact bodies)."""
+"""Build valid native version 5 (6 with artifacts or signatures) metadata for tests: real digests."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ class Native:
         self.tags: dict[str, str] = {}
         self.manifests: dict[str, dict] = {}
         self.blobs: dict[str, dict] = {}
+        self.version = 5
 
     def image(self, seed: str, media_type: str = OCI_MANIFEST, published: float = OLD) -> str:
         config = f"config-{self.name}-{seed}".encode()
@@ -89,6 +91,61 @@ class Native:
         }
         return digest
 
+    def artifact(
+        self,
+        seed: str,
+        subject: str,
+        *,
+        artifact_type: str | None = None,
+        config_type: str = "application/vnd.oci.empty.v1+json",
+        annotations: dict[str, str] | None = None,
+        metadata_artifact_type: bool = True,
+    ) -> str:
+        """An OCI 1.1 artifact manifest whose ``subject`` is ``subject`` (version-6 keys set).
+
+        ``metadata_artifact_type=False`` leaves ``artifactType`` out of the metadata entry (a
+        reader must then fall back to the body, as the image spec says).
+        """
+        config = b"{}"
+        layer = f"artifact-{self.name}-{seed}".encode()
+        subj = self.manifests[subject]
+        body_doc: dict = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
+        if artifact_type:
+            body_doc["artifactType"] = artifact_type
+        body_doc["config"] = {"mediaType": config_type, "digest": sha(config), "size": len(config)}
+        body_doc["layers"] = [
+            {"mediaType": "application/octet-stream", "digest": sha(layer), "size": len(layer)}
+        ]
+        body_doc["subject"] = {"mediaType": subj["mediaType"], "digest": subject, "size": subj["size"]}
+        if annotations:
+            body_doc["annotations"] = annotations
+        body = json.dumps(body_doc, indent=3)
+        digest = sha(body.encode())
+        entry = {
+            "mediaType": OCI_MANIFEST,
+            "size": len(body.encode()),
+            "body": body,
+            "blobs": [sha(config), sha(layer)],
+            "subject": body_doc["subject"],
+        }
+        if metadata_artifact_type:
+            entry["artifactType"] = artifact_type or config_type
+        if annotations:
+            entry["annotations"] = annotations
+        self.manifests[digest] = entry
+        self.blobs[sha(config)] = {"size": len(config), "published": OLD}
+        self.blobs[sha(layer)] = {"size": len(layer), "published": OLD}
+        self.version = 6
+        return digest
+
+    def sign(self, digest: str, *signatures: bytes) -> Native:
+        """Version 6: simple-signing signature files of ``digest`` (index from 1)."""
+        self.manifests[digest]["signatures"] = [
+            {"index": n, "content": base64.b64encode(s).decode()} for n, s in enumerate(signatures, 1)
+        ]
+        self.version = 6
+        return self
+
     def tag(self, tag: str, digest: str) -> Native:
         self.tags[tag] = digest
         return self
@@ -96,7 +153,7 @@ class Native:
     def doc(self) -> dict:
         return {
             "type": "fedora-mirror",
-            "version": 5,
+            "version": self.version,
             "repo-registry-id": self.name,
             "repository": self.name.replace("/", "-"),
             "protected": self.protected,

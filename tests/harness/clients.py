@@ -129,15 +129,22 @@ def skopeo_copy(
     override_arch: str | None = None,
     extra_args: Sequence[str] = (),
     timeout: float = 180,
+    policy: str | os.PathLike[str] | None = None,
+    registries_d: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> PullResult:
     """``skopeo copy [--all] SRC DEST`` (full transport references, e.g. ``docker://…``, ``dir:…``).
 
     ``digest`` is what skopeo wrote with ``--digestfile``: the digest of the top-level manifest as
     written to DEST (for ``oci:`` of a Docker image that is the converted OCI digest).
+    ``policy``/``registries_d``: a signature policy and ``registries.d`` (default: accept anything,
+    the system's registries.d); ``env`` e.g. ``GNUPGHOME`` for ``--sign-by``.
     """
     with tempfile.TemporaryDirectory(prefix="harness-skopeo-") as tmp:
         digestfile = Path(tmp) / "digest"
-        cmd = ["skopeo", "--policy", policy_path()]
+        cmd = ["skopeo", "--policy", str(policy or policy_path())]
+        if registries_d:
+            cmd += ["--registries.d", str(registries_d)]
         if override_arch:
             cmd += ["--override-arch", override_arch]
         cmd += ["copy", "--quiet", "--digestfile", str(digestfile)]
@@ -151,7 +158,7 @@ def skopeo_copy(
             cmd += _tls("dest-", dest_tls_verify, dest_cert_dir)
         cmd += [*extra_args, src, dest]
         t = time.monotonic()
-        res = _run(cmd, timeout)
+        res = _run(cmd, timeout, env)
         digest = digestfile.read_text().strip()
     return PullResult(digest, [digest], None, time.monotonic() - t, res.stdout, res.stderr)
 
@@ -207,8 +214,14 @@ def podman_pull(
     cert_dir: str | os.PathLike[str] | None = None,
     arch: str | None = None,
     timeout: float = 180,
+    policy: str | os.PathLike[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> PullResult:
     """``podman pull`` into its own vfs storage at ``root`` (use a fresh root per case).
+
+    ``policy``: a signature policy (default: accept anything). ``env``: e.g. ``HOME`` whose
+    ``.config/containers/registries.d`` podman then reads instead of the system's (podman has no
+    ``--registries.d`` option).
 
     ``ref`` is ``host:port/repo:tag`` or ``…@sha256:…`` (no transport). ``digest`` is podman's
     ``.Digest`` of the pulled image (the list digest when pulling a list), ``digests`` its
@@ -226,9 +239,10 @@ def podman_pull(
         "--cgroup-manager", "cgroupfs",
         "--tmpdir", str(runroot / "tmp"),
     ]  # fmt: skip
-    env = {"TMPDIR": str(runroot)}
+    env = {**(env or {}), "TMPDIR": str(runroot)}
     try:
-        cmd = [*base, "pull", "--quiet", "--signature-policy", policy_path(), *_tls("", tls_verify, cert_dir)]
+        cmd = [*base, "pull", "--quiet", "--signature-policy", str(policy or policy_path())]
+        cmd += _tls("", tls_verify, cert_dir)
         if arch:
             cmd += ["--arch", arch]
         t = time.monotonic()

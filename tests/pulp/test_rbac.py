@@ -202,3 +202,28 @@ def test_only_an_admin_lets_protected_content_into_a_tree(
     got = api.ok(api.get(exp["pulp_href"]), 200)
     assert got["allow_protected"] is True and got["prune_grace"] == 5
     creator.run(creator.delete(exp["pulp_href"]))
+
+
+def test_carry_signatures_needs_copy_tags_rights(
+    api: PulpApi, make_user: Callable[..., PulpApi], synced_repo: Any
+) -> None:
+    """``fedora_mirror/carry_signatures/`` asks what copy_tags asks: modify the destination, read
+    the source. Anonymous 401, a user without roles 403, a content manager may; nothing to carry
+    (the fixture is unsigned) creates no version."""
+    dest = api.ok(api.post("repositories/container/container/", {"name": uid("carry")}), 201)
+    body = {"source_repository": synced_repo.href, "repository": dest["pulp_href"]}
+    try:
+        anonymous = PulpApi(api.base_url, "", "")
+        anonymous.s.auth = None
+        assert anonymous.post("fedora_mirror/carry_signatures/", body).status_code == 401
+        nobody = make_user()
+        r = nobody.post("fedora_mirror/carry_signatures/", body)
+        assert r.status_code == 403, r.text
+        manager = make_user("container.containerrepository_content_manager")
+        task = manager.run(manager.post("fedora_mirror/carry_signatures/", body))
+        assert task["state"] == "completed"
+        assert not [h for h in task["created_resources"] if "/versions/" in h]
+        bad = api.post("fedora_mirror/carry_signatures/", {"repository": dest["pulp_href"]})
+        assert bad.status_code == 400, bad.text
+    finally:
+        api.delete(dest["pulp_href"])

@@ -6,6 +6,8 @@ here; the core (``pulp_fedora_mirror.export``) only sees plain dataclasses.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import dataclasses
 import logging
@@ -14,7 +16,7 @@ from typing import Any, BinaryIO
 
 from django.db import transaction
 from django.db.models import Q
-from pulp_container.app.models import Blob, ContainerDistribution, Manifest, Tag
+from pulp_container.app.models import Blob, ContainerDistribution, Manifest, ManifestSignature, Tag
 from pulpcore.plugin.models import (
     Artifact,
     ContentArtifact,
@@ -158,6 +160,8 @@ def build_source(
             "be exported: sync with policy 'immediate' first"
         )
 
+    signatures = collect_signatures(content)
+
     # A private distribution may serve the repository or one of its versions: either protects it.
     protected = ContainerDistribution.objects.filter(
         Q(repository=repository) | Q(repository_version__repository=repository), private=True
@@ -172,7 +176,33 @@ def build_source(
         # of a small export's task time): the viewset passes the href it already computed.
         source=source_href or f"{get_url(repository)}versions/{repo_version.number}/",
         repository=repository.name,
+        signatures=signatures,
     )
+
+
+def collect_signatures(content: Any) -> dict[str, list[bytes]]:
+    """Manifest digest -> simple-signing signature files of the ``ManifestSignature`` content.
+
+    pulp-container stores what it synced from a remote's ``sigstore`` (lookaside) URL or the
+    registry extension API, or what a signing service made, base64-encoded. Oldest first
+    (signature timestamp, then digest), so a new signature gets the next number in the tree.
+    One query, values only.
+    """
+    found: dict[str, list[bytes]] = {}
+    rows = (
+        ManifestSignature.objects.filter(pk__in=content)
+        .order_by("timestamp", "digest")
+        .values_list("signed_manifest__digest", "digest", "data")
+    )
+    for manifest_digest, sig_digest, data in rows:
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise ExportSourceError(
+                f"signature {sig_digest} of {manifest_digest} is not valid base64"
+            ) from None
+        found.setdefault(manifest_digest, []).append(raw)
+    return found
 
 
 def after_export(export: MirrorExport, summary: Any) -> None:
