@@ -54,6 +54,7 @@ _KNOWN = {
         "keyfile",
         "reconnect_max_delay",
     },
+    "ui": {"enable", "registry", "page_size", "max_age", "flatpak_remote", "signing_key", "lookaside"},
 }
 
 
@@ -87,6 +88,33 @@ class AllowRule:
 
     def permits(self, name: str, dn: str) -> bool:
         return fnmatch.fnmatchcase(name, self.pattern) and (self.dn == "*" or self.dn == dn)
+
+
+#: A registry name as users type it: host[:port] (DNS name, IPv4 or [IPv6]); shell- and HTML-safe.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_REGISTRY_RE = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?\Z")
+_REMOTE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+
+def is_registry_name(value: str) -> bool:
+    """True for ``host[:port]``: the only shape a pull command's registry part may take."""
+    return len(value) <= 261 and bool(_REGISTRY_RE.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class UiConfig:
+    """``[ui]``: the browsable home page (docs/ui.md)."""
+
+    enable: bool = True
+    #: public registry name for pull commands; empty: ``[general] endpoint``, else the request's Host
+    registry: str = ""
+    page_size: int = 100
+    max_age: int = 60
+    flatpak_remote: str = "fedora"
+    #: URL of the public GPG key that signs the images (help page); empty: no signature section
+    signing_key: str = ""
+    #: lookaside (sigstore) URL for registries.d; empty: ``<urls.master>signatures`` if all agree
+    lookaside: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +157,8 @@ class Config:
     notify_certfile: str = ""
     notify_keyfile: str = ""
     notify_reconnect_max_delay: int = 30
+    # [ui]
+    ui: UiConfig = field(default_factory=UiConfig)
 
     @property
     def dn_environ_key(self) -> str:
@@ -284,6 +314,35 @@ def _notifications(cp: configparser.ConfigParser) -> dict:
     }
 
 
+def _http_url(cp: configparser.ConfigParser, section: str, key: str) -> str:
+    value = _str(cp, section, key, "")
+    if value and (not value.startswith(("https://", "http://")) or not value.isprintable() or " " in value):
+        raise ConfigError(f"[{section}] {key}: not an http(s) URL: {value!r}")
+    return value
+
+
+def _ui(cp: configparser.ConfigParser) -> UiConfig:
+    """Validate ``[ui]``. The registry name and remote name end up in shell commands users paste."""
+    registry = _str(cp, "ui", "registry", "")
+    if registry and not is_registry_name(registry):
+        raise ConfigError(f"[ui] registry: expected host[:port], got {registry!r}")
+    remote = _str(cp, "ui", "flatpak_remote", "fedora") or "fedora"
+    if not _REMOTE_RE.match(remote):
+        raise ConfigError(f"[ui] flatpak_remote: not a remote name (letters, digits, _.-): {remote!r}")
+    page_size = _int(cp, "ui", "page_size", 100, minimum=1)
+    if page_size > 1000:
+        raise ConfigError(f"[ui] page_size: at most 1000, got {page_size}")
+    return UiConfig(
+        enable=_bool(cp, "ui", "enable", True),
+        registry=registry,
+        page_size=page_size,
+        max_age=_int(cp, "ui", "max_age", 60),
+        flatpak_remote=remote,
+        signing_key=_http_url(cp, "ui", "signing_key"),
+        lookaside=_http_url(cp, "ui", "lookaside"),
+    )
+
+
 def _check_known(cp: configparser.ConfigParser) -> None:
     """Warn about typos instead of silently ignoring them."""
     for section in cp.sections():
@@ -358,6 +417,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         trusted_proxies=_networks(_str(cp, "protected", "trusted_proxies", "")),
         allow=_allow(cp.get("protected", "allow", fallback="")),
         **_notifications(cp),
+        ui=_ui(cp),
     )
 
 
