@@ -18,7 +18,7 @@ setup(
         include=["pulp_fedora_mirror", "pulp_fedora_mirror.*", "crane_fedora", "crane_fedora.*"]
     ),
     include_package_data=True,
-    package_data={"crane_fedora": ["*.conf"]},
+    package_data={"crane_fedora": ["*.conf", "templates/ui/*.html", "ui/static/*"]},
     install_requires=[
         "Flask>=3.0,<4",
         "requests>=2.28",
