@@ -48,6 +48,8 @@ setup(
             "granian>=1.6",
             "hypothesis>=6",
             "fedora-messaging>=3.4",
+            "selenium>=4.10",  # drives Debian's chromium + chromium-driver (tests/browser)
+            "pillow>=10",  # screenshots: decode and check they are not blank
         ],
     },
     entry_points={
