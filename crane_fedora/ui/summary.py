@@ -18,7 +18,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from crane_fedora.metadata.index import Index
 from crane_fedora.metadata.model import NATIVE, Manifest, NativeRepo, Pulp2Repo, Repo
@@ -32,6 +32,8 @@ FLATPAK_REF_RE = re.compile(
 FLATPAK_LABEL = "org.flatpak.ref"
 #: Details of at most this many repositories are kept per process (each one is one page's table).
 DETAILS_CACHE = 512
+#: Rendered pages kept per snapshot (catalog pages and searches, repository pages, help).
+PAGE_CACHE = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,35 @@ class Catalog:
     summaries: Mapping[str, RepoSummary]
     #: ``<urls.master>signatures`` when every native repository has the same master, else ""
     lookaside: str
+    #: rendered pages of this snapshot: key -> (body, etag); dropped with the snapshot
+    pages: PageCache = field(default_factory=lambda: PageCache())
+
+
+class PageCache:
+    """A bounded map of rendered pages. Why: rendering 100 catalog rows costs milliseconds and the
+    answer only changes with the snapshot; arbitrary search strings cannot grow it without bound."""
+
+    def __init__(self, limit: int = PAGE_CACHE) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+
+    def get(self, key: tuple) -> tuple[bytes, str] | None:
+        with self._lock:
+            hit = self._pages.get(key)
+            if hit is not None:
+                self._pages.move_to_end(key)
+            return hit
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pages.clear()
+
+    def put(self, key: tuple, value: tuple[bytes, str]) -> None:
+        with self._lock:
+            self._pages[key] = value
+            while len(self._pages) > self.limit:
+                self._pages.popitem(last=False)
 
 
 class SummaryCache:

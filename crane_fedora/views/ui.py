@@ -24,7 +24,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 
 from crane_fedora.config import Config, is_registry_name
-from crane_fedora.protected import may_read, visible_names
+from crane_fedora.protected import may_read, rules_for, visible_names
 from crane_fedora.ui.summary import Catalog, RepoSummary, SummaryCache
 
 bp = Blueprint("ui", __name__)
@@ -107,11 +107,30 @@ def _asset_url(name: str) -> str:
     return url_for("ui.asset", name=name, v=ui.assets[name].version)
 
 
-def _html(template: str, status: int = 200, *, shows_protected: bool = False, **context: object) -> Response:
-    """Render, then add the security and caching headers and answer 304 when the ETag matches."""
+def _html(
+    template: str,
+    status: int = 200,
+    *,
+    shows_protected: bool = False,
+    cache: tuple | None = None,
+    catalog: Catalog | None = None,
+    **context: object,
+) -> Response:
+    """Render (or reuse this snapshot's rendering), add the security and caching headers, answer
+    304 when the ETag matches. ``cache`` must name every input of the page but the registry name
+    and the URL prefix, which are added here."""
     config = current_app.extensions["crane_fedora"].config
     registry, from_host = registry_name(config, request.environ)
-    body = render_template(template, registry=registry, asset=_asset_url, **context).encode("utf-8")
+    key = (template, registry, request.script_root, *cache) if cache is not None and catalog else None
+    hit = catalog.pages.get(key) if key is not None and catalog is not None else None
+    if hit is None:
+        body = render_template(
+            template, registry=registry, asset=_asset_url, repo_url=_repo_url, **context
+        ).encode("utf-8")
+        hit = (body, hashlib.blake2b(body, digest_size=16).hexdigest())
+        if key is not None and catalog is not None:
+            catalog.pages.put(key, hit)
+    body, etag = hit
     resp = Response(body, status=status, content_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
     scope = "private" if shows_protected else "public"
     resp.headers["Cache-Control"] = f"{scope}, max-age={config.ui.max_age}"
@@ -121,9 +140,15 @@ def _html(template: str, status: int = 200, *, shows_protected: bool = False, **
     if vary:
         resp.headers["Vary"] = ", ".join(vary)
     if status == 200:
-        resp.set_etag(hashlib.blake2b(body, digest_size=16).hexdigest())
+        resp.set_etag(etag)
         resp.make_conditional(request)
     return resp
+
+
+def _repo_url(name: str) -> str:
+    """``/r/<name>``: names follow the registry grammar (URL-safe), so no quoting and no url_for
+    (which cost more than the rest of a catalog row)."""
+    return f"{request.script_root}/r/{name}"
 
 
 def _page_number(count: int, size: int) -> tuple[int, int]:
@@ -162,6 +187,8 @@ def catalog() -> Response:
     return _html(
         "ui/catalog.html",
         shows_protected=shows_protected,
+        cache=("catalog", q, page, rules_for(request.environ, config) if shows_protected else ()),
+        catalog=cat,
         q=q,
         total=len(names),
         groups=_groups(rows),
@@ -189,6 +216,8 @@ def repository(name: str) -> Response:
     return _html(
         "ui/repository.html",
         shows_protected=repo.protected,
+        cache=("repository", name, page),
+        catalog=cat,
         repo=summary,
         details=det,
         default=default,
@@ -215,6 +244,8 @@ def help_page() -> Response:
     example = next(iter(visible_names(cat.index, request.environ, config)), "fedora/fedora")
     return _html(
         "ui/help.html",
+        cache=("help", example),
+        catalog=cat,
         lookaside=lookaside,
         signing_key=config.ui.signing_key,
         key_path=key_path,

@@ -1,0 +1,199 @@
+"""The browsable pages with 10,000 repositories: server time per page and page weight.
+
+Run: ``python -m benchmarks.ui_bench [--repos N] [--tags N] [--requests N]``. Builds the same
+dataset as ``crane_bench`` (an OCI index over three images per repository), loads it with
+``create_app`` and calls the WSGI app in-process, so the numbers are server time only (Flask,
+routing, summary look-up, filtering, Jinja rendering, ETag), no network. The reference is the
+registry API answering the same amount of data in JSON (``/v2/_catalog?n=<page size>``,
+``tags/list``) through the same app. Prints a markdown table; targets from issue 12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.crane_bench import make_dataset, repo_doc
+
+TARGET_MS = 20.0
+TARGET_KB = 100.0
+
+
+def environ(path: str, query: str = "", headers: dict[str, str] | None = None) -> dict:
+    env = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "registry.example.org",
+        "SERVER_PORT": "443",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "192.0.2.7",
+        "HTTP_HOST": "registry.example.org",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for key, value in (headers or {}).items():
+        env["HTTP_" + key.upper().replace("-", "_")] = value
+    return env
+
+
+def call(app: Callable, path: str, query: str = "", headers: dict[str, str] | None = None) -> tuple:
+    """(status, headers, body, seconds) of one request through the whole WSGI stack."""
+    seen: dict = {}
+
+    def start_response(status: str, hdrs: list, exc_info: object = None) -> None:
+        seen["status"], seen["headers"] = status, dict(hdrs)
+
+    t = time.perf_counter()
+    result = app(environ(path, query, headers), start_response)
+    body = b"".join(result)
+    getattr(result, "close", lambda: None)()
+    took = time.perf_counter() - t
+    return int(seen["status"][:3]), seen["headers"], body, took
+
+
+def timed(
+    app: Callable,
+    path: str,
+    query: str,
+    n: int,
+    headers: dict[str, str] | None = None,
+    before: Callable[[], None] | None = None,
+) -> dict:
+    samples = []
+    status = body = None
+    for _ in range(n):
+        if before is not None:
+            before()
+        status, _h, body, took = call(app, path, query, headers)
+        samples.append(took * 1000)
+    samples.sort()
+    return {
+        "status": status,
+        "bytes": len(body or b""),
+        "gzip": len(gzip.compress(body or b"", 6)),
+        "p50": statistics.median(samples),
+        "p95": samples[int(len(samples) * 0.95) - 1],
+        "min": samples[0],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repos", type=int, default=10_000)
+    ap.add_argument("--tags", type=int, default=100)
+    ap.add_argument("--requests", type=int, default=300, help="timed requests per row")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args(argv)
+
+    from crane_fedora.app import create_app
+    from crane_fedora.config import parse_config
+
+    work = Path(tempfile.mkdtemp(prefix="ui-bench-"))
+    try:
+        data_dir = work / "metadata"
+        make_dataset(data_dir, args.repos, args.tags)
+        cfg = parse_config(f"[general]\ndata_dir = {data_dir}\ndata_dir_polling_interval = 0\n")
+        t = time.perf_counter()
+        app = create_app(cfg)
+        load_s = time.perf_counter() - t
+        wsgi = app
+        store = app.extensions["crane_fedora"].store
+        page = cfg.ui.page_size
+        target = f"fedora/r{args.repos // 2:05d}"
+
+        # the first page right after startup pays for summarising every repository once
+        _s, _h, _b, cold = call(wsgi, "/")
+        # a reload that changed one file: only that repository is summarised again
+        reloads = []
+        for i in range(5):
+            path = data_dir / "fedora" / "r00001.json"
+            doc = repo_doc("fedora/r00001", args.tags)
+            doc["tags"][f"extra{i}"] = doc["tags"]["latest"]
+            tmp = path.with_name(".r00001.json.tmp")
+            tmp.write_text(json.dumps(doc, sort_keys=True))
+            os.replace(tmp, path)
+            assert store.refresh()
+            reloads.append(call(wsgi, "/")[3] * 1000)
+        _s, _h, _b, first_repo = call(wsgi, f"/r/{target}")  # first view builds its tag table
+
+        n = args.requests
+        etag = call(wsgi, "/")[1]["ETag"]
+        ui = app.extensions["crane_fedora_ui"]
+        drop = lambda: ui.cache.catalog(store.index).pages.clear()  # noqa: E731
+        rows = [
+            ("catalog, first page (`/`), rendered: not cached yet", timed(wsgi, "/", "", n, before=drop)),
+            ("catalog, first page (`/`), cached for this snapshot", timed(wsgi, "/", "", n)),
+            (
+                "catalog, search `r0500`, rendered: not cached yet",
+                timed(wsgi, "/", "q=r0500", n, before=drop),
+            ),
+            ("catalog, search `r0500` (`/?q=r0500`)", timed(wsgi, "/", "q=r0500", n)),
+            ("catalog, search matching all, page 50", timed(wsgi, "/", "q=fedora&page=50", n)),
+            ("catalog, 304 revalidation (If-None-Match)", timed(wsgi, "/", "", n, {"If-None-Match": etag})),
+            (
+                f"repository page ({args.tags} tags), rendered: not cached yet",
+                timed(wsgi, f"/r/{target}", "", n, before=drop),
+            ),
+            (f"repository page ({args.tags} tags), cached", timed(wsgi, f"/r/{target}", "", n)),
+            ("help page", timed(wsgi, "/help", "", n)),
+            (f"reference: `/v2/_catalog?n={page}` (JSON)", timed(wsgi, "/v2/_catalog", f"n={page}", n)),
+            ("reference: `tags/list` (JSON)", timed(wsgi, f"/v2/{target}/tags/list", "", n)),
+        ]
+        assets = sum(len(a.body) for a in ui.assets.values())
+        ref = rows[-2][1]["p50"]
+        first = rows[0][1]  # the honest one: the render a new snapshot's first visitor pays for
+        print(
+            f"dataset: {args.repos} repositories x {args.tags} tags; create_app {load_s:.2f} s; "
+            f"{n} requests per row, in-process WSGI calls (server time, no network); page size {page}\n"
+        )
+        print("| metric | value | target |\n|---|---|---|")
+        print(
+            f"| first `/` after startup (summarises all {args.repos} repositories once) "
+            f"| {cold * 1000:.0f} ms | |"
+        )
+        print(
+            f"| first `/` after a reload that changed one file, median of 5 | "
+            f"{statistics.median(reloads):.1f} ms | |"
+        )
+        print(f"| first view of a repository page (builds its tag table) | {first_repo * 1000:.1f} ms | |")
+        print(f"| static assets (CSS, JS, icon; cached for a year) | {assets / 1000:.1f} kB | |\n")
+        print("| request | status | p50 ms | p95 ms | min ms | ratio to JSON catalog | bytes | gzip bytes |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, r in rows:
+            print(
+                f"| {name} | {r['status']} | {r['p50']:.2f} | {r['p95']:.2f} | {r['min']:.2f} | "
+                f"{r['p50'] / ref:.1f} | {r['bytes']} | {r['gzip']} |"
+            )
+        ok_ms, ok_kb = first["p95"] <= TARGET_MS, first["bytes"] / 1000 < TARGET_KB
+        print(
+            f"\nTargets: first catalog page p95 {first['p95']:.2f} ms (<= {TARGET_MS:.0f} ms: "
+            f"{'met' if ok_ms else 'MISSED'}); page weight {first['bytes'] / 1000:.1f} kB uncompressed "
+            f"(< {TARGET_KB:.0f} kB: {'met' if ok_kb else 'MISSED'})."
+        )
+        return 0 if ok_ms and ok_kb else 1
+    finally:
+        if args.keep:
+            print(f"\nwork directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
