@@ -138,7 +138,7 @@ def _platform_label(platform: Mapping | None) -> str | None:
 def _descriptors(m: Manifest, blobs: Mapping) -> tuple[tuple[str, int], ...]:
     """Config and layer (digest, size) from the body; the metadata's blob sizes if it will not parse."""
     try:
-        body = json.loads(m.body)
+        body = json.loads(m.body.decode("utf-8"))
         items = [body["config"], *body.get("layers", [])]
         out = tuple((str(d["digest"]), int(d["size"])) for d in items)
         if all(size >= 0 for _d, size in out):
@@ -193,36 +193,34 @@ def _pulp2_tags(repo: Pulp2Repo) -> list[str]:
 
 
 def summarize(repo: Repo) -> RepoSummary:
-    """The catalog row of one repository (parses each image body once)."""
+    """The catalog row of one repository: parses each image body once, builds no per-tag rows."""
     if repo.kind != NATIVE:
         assert isinstance(repo, Pulp2Repo)
+        tags = len(_pulp2_tags(repo))
         return RepoSummary(
-            repo.name,
-            _group(repo.name),
-            repo.protected,
-            repo.kind,
-            len(_pulp2_tags(repo)),
-            None,
-            None,
-            (),
-            False,
-            False,
+            repo.name, _group(repo.name), repo.protected, repo.kind, tags, None, None, (), False, False
         )
     assert isinstance(repo, NativeRepo)
     sizes: dict[str, int] = {}
     platforms: set[str] = set()
     flatpak = False
-    facts: dict = {}
-    for m in repo.manifests.values():
-        for image in _images_of(m, repo, facts):
-            sizes.update(image.descriptors)
-            flatpak = flatpak or image.flatpak is not None
-            if m.children and image.platform:
-                platforms.add(image.platform)
-        if not m.children and m.platform is not None:
+    manifests = repo.manifests
+    for m in manifests.values():
+        if m.children:
+            for digest, _mt, platform in m.children:
+                if digest in manifests:
+                    label = _platform_label(platform)
+                    if label:
+                        platforms.add(label)
+            continue
+        sizes.update(_descriptors(m, repo.blobs))
+        if m.platform is not None:
             label = _platform_label(m.platform)
             if label:
                 platforms.add(label)
+        if not flatpak and (m.labels or m.annotations):
+            ref = m.labels.get(FLATPAK_LABEL) or m.annotations.get(FLATPAK_LABEL)
+            flatpak = parse_flatpak_ref(ref) is not None
     times = [p for _s, p in repo.blobs.values()]
     return RepoSummary(
         name=repo.name,
@@ -230,7 +228,7 @@ def summarize(repo: Repo) -> RepoSummary:
         protected=repo.protected,
         kind=repo.kind,
         tag_count=len(repo.tags),
-        size=sum(sizes.values()) if repo.manifests else None,
+        size=sum(sizes.values()) if manifests else None,
         published=max(times) if times else None,
         platforms=tuple(sorted(platforms)),
         flatpak=flatpak,

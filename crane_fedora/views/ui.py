@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,18 +114,20 @@ def _html(
     shows_protected: bool = False,
     cache: tuple | None = None,
     catalog: Catalog | None = None,
-    **context: object,
+    context: Callable[[], dict] | None = None,
+    **fixed: object,
 ) -> Response:
     """Render (or reuse this snapshot's rendering), add the security and caching headers, answer
     304 when the ETag matches. ``cache`` must name every input of the page but the registry name
-    and the URL prefix, which are added here."""
+    and the URL prefix, which are added here; ``context()`` is only called to render."""
     config = current_app.extensions["crane_fedora"].config
     registry, from_host = registry_name(config, request.environ)
     key = (template, registry, request.script_root, *cache) if cache is not None and catalog else None
     hit = catalog.pages.get(key) if key is not None and catalog is not None else None
     if hit is None:
+        values = {**fixed, **(context() if context is not None else {})}
         body = render_template(
-            template, registry=registry, asset=_asset_url, repo_url=_repo_url, **context
+            template, registry=registry, asset=_asset_url, repo_url=_repo_url, **values
         ).encode("utf-8")
         hit = (body, hashlib.blake2b(body, digest_size=16).hexdigest())
         if key is not None and catalog is not None:
@@ -175,27 +177,35 @@ def catalog() -> Response:
     """Every repository this client may see, grouped by first path component, searchable, paged."""
     config, cat, _ui = _state()
     q = request.args.get("q", "")[:MAX_QUERY].strip()
-    names = visible_names(cat.index, request.environ, config)
-    shows_protected = len(names) != len(cat.index.public_names)
-    if q:
-        needle = q.lower()
-        names = tuple(n for n in names if needle in n)
-    size = config.ui.page_size
-    page, last = _page_number(len(names), size)
-    start = (page - 1) * size
-    rows = [cat.summaries[n] for n in names[start : start + size]]
+    visible = visible_names(cat.index, request.environ, config)
+    shows_protected = len(visible) != len(cat.index.public_names)
+    who = rules_for(request.environ, config) if shows_protected else ()
+
+    def context() -> dict:
+        names = visible
+        if q:
+            needle = q.lower()
+            names = tuple(n for n in names if needle in n)
+        size = config.ui.page_size
+        page, last = _page_number(len(names), size)
+        start = (page - 1) * size
+        rows = [cat.summaries[n] for n in names[start : start + size]]
+        return {
+            "total": len(names),
+            "groups": _groups(rows),
+            "page": page,
+            "last": last,
+            "first_shown": start + 1 if rows else 0,
+            "last_shown": start + len(rows),
+        }
+
     return _html(
         "ui/catalog.html",
         shows_protected=shows_protected,
-        cache=("catalog", q, page, rules_for(request.environ, config) if shows_protected else ()),
+        cache=("catalog", q, request.args.get("page", "")[:20], who),
         catalog=cat,
+        context=context,
         q=q,
-        total=len(names),
-        groups=_groups(rows),
-        page=page,
-        last=last,
-        first_shown=start + 1 if rows else 0,
-        last_shown=start + len(rows),
     )
 
 
@@ -208,22 +218,28 @@ def repository(name: str) -> Response:
         # The same page for unknown and for protected-and-not-allowed: existence is not revealed.
         return _html("ui/not_found.html", 404, name=name[:300])
     summary = cat.summaries[name]
-    det = ui.cache.details(repo, summary)
-    size = config.ui.page_size
-    page, last = _page_number(len(det.tags), size)
-    start = (page - 1) * size
-    default = next((t for t in det.tags if t.tag == "latest"), det.tags[0] if det.tags else None)
+
+    def context() -> dict:
+        det = ui.cache.details(repo, summary)
+        size = config.ui.page_size
+        page, last = _page_number(len(det.tags), size)
+        start = (page - 1) * size
+        default = next((t for t in det.tags if t.tag == "latest"), det.tags[0] if det.tags else None)
+        return {
+            "details": det,
+            "default": default,
+            "tags": det.tags[start : start + size],
+            "page": page,
+            "last": last,
+        }
+
     return _html(
         "ui/repository.html",
         shows_protected=repo.protected,
-        cache=("repository", name, page),
+        cache=("repository", name, request.args.get("page", "")[:20]),
         catalog=cat,
+        context=context,
         repo=summary,
-        details=det,
-        default=default,
-        tags=det.tags[start : start + size],
-        page=page,
-        last=last,
         remote=config.ui.flatpak_remote,
     )
 
@@ -303,7 +319,12 @@ def short_digest(value: str | None) -> str:
 
 def init_app(app: object) -> None:
     """Register the pages on ``app`` (called by create_app when ``[ui] enable``)."""
-    app.extensions["crane_fedora_ui"] = UiState()  # type: ignore[attr-defined]
+    state = UiState()
+    app.extensions["crane_fedora_ui"] = state  # type: ignore[attr-defined]
+    store = app.extensions["crane_fedora"].store  # type: ignore[attr-defined]
+    # Summarise now and after every background reload: no visitor waits for it.
+    state.cache.catalog(store.index)
+    store.on_reload.append(state.cache.catalog)
     app.jinja_env.trim_blocks = True  # type: ignore[attr-defined]  # lighter pages, same markup
     app.jinja_env.lstrip_blocks = True  # type: ignore[attr-defined]
     app.register_blueprint(bp)  # type: ignore[attr-defined]

@@ -381,3 +381,38 @@ def test_summary_is_built_once_per_snapshot(make_app, data_dir, repo, monkeypatc
     calls.clear()
     page = text(c.get("/r/fedora/s1"))
     assert calls == ["fedora/s1"] and 'id="tag-new"' in page
+
+
+def test_background_reload_summarises_before_any_request(make_app, data_dir, repo, monkeypatch):
+    app = make_app()
+    store = app.extensions["crane_fedora"].store
+    n = Native("fedora/late")
+    n.tag("latest", n.image("1"))
+    n.write(data_dir)
+    calls = []
+    real = summary_mod.summarize
+    monkeypatch.setattr(summary_mod, "summarize", lambda r: calls.append(r.name) or real(r))
+    assert store.reload("test")  # what the poller and the message listener call
+    assert calls == ["fedora/late"]  # summarised in the reloading thread, the others reused
+    calls.clear()
+    assert 'href="/r/fedora/late"' in text(app.test_client().get("/")) and calls == []
+
+
+def test_rendered_pages_are_kept_per_snapshot_and_bounded(make_app, repo, monkeypatch):
+    app = make_app()
+    c = app.test_client()
+    renders = []
+    import crane_fedora.views.ui as ui_views
+
+    real = ui_views.render_template
+    monkeypatch.setattr(ui_views, "render_template", lambda *a, **k: renders.append(a[0]) or real(*a, **k))
+    for _ in range(3):
+        assert c.get("/").status_code == 200
+        assert c.get("/r/fedora/busybox").status_code == 200
+    assert renders == ["ui/catalog.html", "ui/repository.html"]
+    assert c.get("/", headers={"Host": "other.example:5000"}).status_code == 200  # another name
+    assert renders[-1] == "ui/catalog.html" and len(renders) == 3
+    cache = summary_mod.PageCache(limit=2)
+    for i in range(3):
+        cache.put((i,), (b"x", "e"))
+    assert cache.get((0,)) is None and cache.get((2,)) == (b"x", "e")
