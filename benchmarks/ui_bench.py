@@ -121,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         page = cfg.ui.page_size
         target = f"fedora/r{args.repos // 2:05d}"
 
-        # the first page right after startup pays for summarising every repository once
-        _s, _h, _b, cold = call(wsgi, "/")
-        # a reload that changed one file: only that repository is summarised again
-        reloads = []
+        from crane_fedora.ui.summary import SummaryCache
+
+        t = time.perf_counter()
+        SummaryCache().catalog(store.index)  # what create_app and every background reload do once
+        summarise_s = time.perf_counter() - t
+        _s, _h, _b, cold = call(wsgi, "/")  # compiles the template, renders the page
+        # a reload that changed one file (the poller's path): parse it, summarise that repository
+        reloads, firsts = [], []
         for i in range(5):
             path = data_dir / "fedora" / "r00001.json"
             doc = repo_doc("fedora/r00001", args.tags)
@@ -132,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             tmp = path.with_name(".r00001.json.tmp")
             tmp.write_text(json.dumps(doc, sort_keys=True))
             os.replace(tmp, path)
-            assert store.refresh()
-            reloads.append(call(wsgi, "/")[3] * 1000)
+            t = time.perf_counter()
+            assert store.reload("bench")
+            reloads.append((time.perf_counter() - t) * 1000)
+            firsts.append(call(wsgi, "/")[3] * 1000)
         _s, _h, _b, first_repo = call(wsgi, f"/r/{target}")  # first view builds its tag table
 
         n = args.requests
@@ -168,13 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("| metric | value | target |\n|---|---|---|")
         print(
-            f"| first `/` after startup (summarises all {args.repos} repositories once) "
-            f"| {cold * 1000:.0f} ms | |"
+            f"| summarise all {args.repos} repositories (once per process at startup, inside create_app) "
+            f"| {summarise_s * 1000:.0f} ms | |"
         )
+        print(f"| first `/` after startup (template compiled, page rendered) | {cold * 1000:.1f} ms | |")
         print(
-            f"| first `/` after a reload that changed one file, median of 5 | "
-            f"{statistics.median(reloads):.1f} ms | |"
+            "| background reload after one changed file (scan, parse, re-summarise it), median of 5 "
+            f"| {statistics.median(reloads):.1f} ms | |"
         )
+        print(f"| first `/` after that reload, median of 5 | {statistics.median(firsts):.1f} ms | |")
         print(f"| first view of a repository page (builds its tag table) | {first_repo * 1000:.1f} ms | |")
         print(f"| static assets (CSS, JS, icon; cached for a year) | {assets / 1000:.1f} kB | |\n")
         print(
