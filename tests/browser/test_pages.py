@@ -232,3 +232,20 @@ def test_accessibility_checks_catch_problems(browser, ui_stack: CraneStack) -> N
     assert [f[0] for f in failures] == ["faint text"]
     s = browser.execute_script(STRUCTURE_JS)
     assert len(s["unlabelled"]) == 1 and s["skips"] == ["H4 deep"]
+
+
+def test_pages_work_without_javascript(browser, ui_stack: CraneStack) -> None:
+    """Script execution off (DevTools emulation): search and the pull command still work."""
+    browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
+    try:
+        open_page(browser, ui_stack.crane_url + "/")
+        browser.find_element("id", "q").send_keys("single\n")
+        browser.find_element("xpath", "//p[@id='count'][contains(., 'matching')]")
+        names = {a.text for a in browser.find_elements("css selector", "table.repos a")}
+        assert names == {"test/single-docker", "test/single-oci"}
+        browser.find_element("link text", "test/single-oci").click()
+        command = f"podman pull {ui_stack.crane_host}/test/single-oci:latest"
+        assert browser.find_element("id", "pull-cmd").text == command
+        assert browser.find_elements("css selector", "button.copy") == []  # only the script adds them
+    finally:
+        browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": False})
