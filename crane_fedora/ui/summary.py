@@ -306,14 +306,13 @@ class PageCache:
 class SummaryCache:
     """Per-application cache: the :class:`Catalog` of the current index, rebuilt when it changes.
 
-    Repository summaries are reused across snapshots by repository object, so a reload that
-    re-parsed one file re-summarises one repository.
+    Repository summaries are reused across snapshots while the name maps to the same repository
+    object, so a reload that re-parsed one file re-summarises one repository.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
-        self._by_repo: dict[int, tuple[Repo, RepoSummary]] = {}
         self._details: OrderedDict[int, tuple[Repo, RepoDetails]] = OrderedDict()
 
     def catalog(self, index: Index) -> Catalog:
@@ -325,18 +324,15 @@ class SummaryCache:
             current = self._catalog
             if current is not None and current.index is index:
                 return current
-            old = self._by_repo
-            by_repo: dict[int, tuple[Repo, RepoSummary]] = {}
+            # An unchanged file keeps its repository object: reuse its summary (one dict look-up).
+            old_repos = current.index.repos if current is not None else {}
+            old = current.summaries if current is not None else {}
             summaries: dict[str, RepoSummary] = {}
             masters = set()
             for name, repo in index.repos.items():
-                hit = old.get(id(repo))
-                summary = hit[1] if hit is not None and hit[0] is repo else summarize(repo)
-                by_repo[id(repo)] = (repo, summary)
-                summaries[name] = summary
+                summaries[name] = old[name] if old_repos.get(name) is repo else summarize(repo)
                 if repo.kind == NATIVE:
                     masters.add(repo.master)  # type: ignore[union-attr]
-            self._by_repo = by_repo
             lookaside = f"{next(iter(masters))}signatures" if len(masters) == 1 else ""
             self._catalog = Catalog(index, summaries, lookaside)
             return self._catalog
