@@ -40,7 +40,7 @@ $(VENV)/.installed: setup.py pyproject.toml
 	@touch $@
 
 demo: deps venv
-	$(PY) -m tests.harness.demo
+	$(PY) -m tests.harness.demo $(DEMO_ARGS)
 
 demo-down:
 	-$(PY) -m tests.harness.demo --down

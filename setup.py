@@ -18,7 +18,7 @@ setup(
         include=["pulp_fedora_mirror", "pulp_fedora_mirror.*", "crane_fedora", "crane_fedora.*"]
     ),
     include_package_data=True,
-    package_data={"crane_fedora": ["*.conf"]},
+    package_data={"crane_fedora": ["*.conf", "templates/ui/*.html", "ui/static/*"]},
     install_requires=[
         "Flask>=3.0,<4",
         "requests>=2.28",
@@ -48,6 +48,8 @@ setup(
             "granian>=1.6",
             "hypothesis>=6",
             "fedora-messaging>=3.4",
+            "selenium>=4.10",  # drives Debian's chromium + chromium-driver (tests/browser)
+            "pillow>=10",  # screenshots: decode and check they are not blank
         ],
     },
     entry_points={

@@ -105,12 +105,18 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
     app.register_blueprint(registry_views.bp)
     app.register_blueprint(admin_views.bp)
     app.register_blueprint(flatpak_views.bp)
+    if config.ui_enable:
+        from crane_fedora.views import ui as ui_views
+
+        ui_views.init_app(app)
     _install_error_handlers(app)
 
     @app.after_request
     def _no_html(resp: Response) -> Response:
         # Werkzeug's routing redirects (strict slashes) carry an HTML body: drop it.
-        if resp.mimetype == "text/html":
+        # The browsable pages (crane_fedora.views.ui, never under /v2) are the only HTML answers,
+        # and each carries a Content-Security-Policy.
+        if resp.mimetype == "text/html" and "Content-Security-Policy" not in resp.headers:
             resp.set_data(b"")
             if resp.status_code < 300 or resp.status_code >= 400:
                 resp.mimetype = "application/json"

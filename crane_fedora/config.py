@@ -234,6 +234,43 @@ def _registry_url(raw: str, where: str) -> str:
     return raw if raw.endswith("/") else raw + "/"
 
 
+#: A registry name as users type it: host[:port] (DNS name, IPv4 or [IPv6]); shell- and HTML-safe.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_REGISTRY_RE = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?\Z")
+_REMOTE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+
+
+def is_registry_name(value: str) -> bool:
+    """True for ``host[:port]``: the only shape a pull command's registry part may take."""
+    return len(value) <= 261 and bool(_REGISTRY_RE.match(value))
+
+
+def _registry_name(raw: str, where: str) -> str:
+    """The registry name ends up in shell commands users paste: host[:port] only."""
+    if not is_registry_name(raw):
+        raise ConfigError(f"{where}: expected host[:port], got {raw!r}")
+    return raw
+
+
+def _remote_name(raw: str, where: str) -> str:
+    if not _REMOTE_RE.match(raw):
+        raise ConfigError(f"{where}: not a remote name (letters, digits, _.-): {raw!r}")
+    return raw
+
+
+def _http_url(raw: str, where: str) -> str:
+    if not raw.startswith(("https://", "http://")) or not raw.isprintable() or " " in raw:
+        raise ConfigError(f"{where}: not an http(s) URL: {raw!r}")
+    return raw
+
+
+def _ui_page_size(raw: str, where: str) -> int:
+    value = _integer(minimum=1)(raw, where)
+    if value > 1000:
+        raise ConfigError(f"{where}: at most 1000, got {value}")
+    return value
+
+
 def setting(section: str, key: str, default: Any, parse: Parser = _text) -> Any:
     """Declare one INI key as a :class:`Config` field: the one place its section, name, default and
     parser are written. The known-key table and :func:`parse_config` are derived from these."""
@@ -294,6 +331,17 @@ class Config:
     notify_certfile: str = setting("notifications", "certfile", "")
     notify_keyfile: str = setting("notifications", "keyfile", "")
     notify_reconnect_max_delay: int = setting("notifications", "reconnect_max_delay", 30, _integer(minimum=1))
+    # [ui]: the browsable home page (docs/ui.md)
+    ui_enable: bool = setting("ui", "enable", True, _boolean)
+    #: public registry name for pull commands; empty: ``[general] endpoint``, else the request's Host
+    ui_registry: str = setting("ui", "registry", "", _registry_name)
+    ui_page_size: int = setting("ui", "page_size", 100, _ui_page_size)
+    ui_max_age: int = setting("ui", "max_age", 60, _integer())
+    ui_flatpak_remote: str = setting("ui", "flatpak_remote", "fedora", _remote_name)
+    #: URL of the public GPG key that signs the images (help page); empty: no signature section
+    ui_signing_key: str = setting("ui", "signing_key", "", _http_url)
+    #: lookaside (sigstore) URL for registries.d; empty: ``<urls.master>signatures`` if all agree
+    ui_lookaside: str = setting("ui", "lookaside", "", _http_url)
     # [flatpak]: the registry index (docs/flatpak.md)
     flatpak_index: bool = setting("flatpak", "index", True, _boolean)
     #: the index's "Registry" value; "/" (the default, also for an empty registry_url) is relative:

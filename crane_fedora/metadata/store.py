@@ -16,6 +16,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,6 +75,9 @@ class MetadataStore:
         self.unreadable: tuple[tuple[str, str], ...] = ()
         #: Started and stopped with the poller (see :meth:`ensure_poller`); set by create_app.
         self.listener: Startable | None = None
+        #: Called with each new index after a background reload, so that work derived from a
+        #: snapshot (the home page's summaries) is done there and not by a request.
+        self.on_reload: list[Callable[[Index], object]] = []
 
     # -- scanning ---------------------------------------------------------------------------
     def _scan(self) -> tuple[dict[str, Signature], dict[str, str]] | None:
@@ -231,6 +235,11 @@ class MetadataStore:
                     (time.monotonic() - started) * 1000,
                     len(self.index.repos),
                 )
+                for hook in self.on_reload:
+                    try:
+                        hook(self.index)
+                    except Exception:  # the new index is in service either way
+                        log.exception("after reload (%s): %r failed", why, hook)
                 return True
         except Exception:  # keep the thread alive whatever happens; the old index stays
             log.exception("metadata reload (%s) failed; keeping the current data", why)

@@ -51,7 +51,12 @@ def test_crane_repositories_v2_lists_protected_to_an_admitted_client(make_app, r
 
 
 def test_other_paths_json(client):
-    for method, path in (("GET", "/"), ("GET", "/static/x.css"), ("POST", "/healthz"), ("GET", "/crane")):
+    for method, path in (
+        ("GET", "/nothing"),
+        ("GET", "/static/x.css"),
+        ("POST", "/healthz"),
+        ("GET", "/crane"),
+    ):
         r = client.open(path, method=method)
         assert r.status_code in (404, 405)
         assert r.headers["Content-Type"] == "application/json"

@@ -684,6 +684,31 @@ class Demo:
             st.note(f"{build.app_ref} + {build.runtime_ref} installed; it printed: {output}")
             return output
 
+    def step_home_page(self) -> str:
+        """The browsable home page lists every image with the pull command that just worked."""
+        import requests
+
+        url = f"{self.crane.crane_url}/"
+        with self.out.step(
+            "home page: every image listed with its pull command", self.crane.crane.log_path
+        ) as st:
+            session = requests.Session()
+            ca = str(self.tls.ca_cert)  # per request: REQUESTS_CA_BUNDLE would override session.verify
+            home = session.get(url, timeout=30, verify=ca)
+            if home.status_code != 200 or not home.headers.get("Content-Type", "").startswith("text/html"):
+                raise DemoError(f"GET {url}: {home.status_code} {home.headers.get('Content-Type')}")
+            for name in self.images:
+                repo = f"{NAMESPACE}/{name}"
+                if f'href="/r/{repo}"' not in home.text:
+                    raise DemoError(f"the home page does not list {repo}", self.crane.crane.log_path)
+                page = session.get(f"{url}r/{repo}", timeout=30, verify=ca)
+                command = f"podman pull {self.crane.crane_host}/{repo}:latest"
+                if page.status_code != 200 or command not in page.text:
+                    raise DemoError(f"{url}r/{repo} does not show `{command}`", self.crane.crane.log_path)
+                st.note(f"{url}r/{repo}  →  {command}")
+            st.cmd(f"curl --cacert {rel(self.tls.ca_cert)} {url}")
+        return url
+
     def run_all(self, keep: bool) -> None:
         """The thirteen steps; an exception ends the run (the caller stops everything)."""
         self.step_postgres()
@@ -699,6 +724,8 @@ class Demo:
         self.step_crane()
         ok, pulls = self.step_pull()
         self.step_flatpak()
+
+        home = self.step_home_page()
         total = time.monotonic() - self.out.started
         n = len(self.images)
         print(
@@ -712,8 +739,13 @@ class Demo:
                 f"Pulp {self.pulp.api_root} (admin/password)  CA {rel(self.tls.ca_cert)}",
                 flush=True,
             )
+            print(f"home page: {home}  (certificate from the demo CA {rel(self.tls.ca_cert)})", flush=True)
             while True:
                 time.sleep(3600)
+        print(
+            f"home page: {home}  (stopped with the demo; `make demo DEMO_ARGS=--keep` keeps it up)",
+            flush=True,
+        )
 
     def stop(self) -> None:
         """Stop every service this run started, newest first, then Pulp and its PostgreSQL."""

@@ -92,9 +92,12 @@ def test_cli_and_crane_work_from_a_plain_install(plain_venv: Path, tmp_path: Pat
         "app = create_app()\n"
         "c = app.test_client()\n"
         "r = c.get('/v2/fedora/demo/tags/list')\n"
+        "home = c.get('/r/fedora/demo')\n"  # the home page's templates and assets are installed
+        "css = c.get('/-/static/ui.css')\n"
         "top = {m.split('.')[0] for m in sys.modules}\n"
         "bad = sorted(top & {'django', 'pulpcore', 'pulp_container'})\n"
-        "print(json.dumps({'status': r.status_code, 'tags': r.get_json().get('tags'), 'bad': bad}))\n"
+        "print(json.dumps({'status': r.status_code, 'tags': r.get_json().get('tags'), 'bad': bad,\n"
+        "  'home': [home.status_code, 'podman pull' in home.get_data(as_text=True), css.status_code]}))\n"
     )
     r = subprocess.run(
         [str(plain_venv / "bin" / "python"), "-c", probe],
@@ -106,4 +109,5 @@ def test_cli_and_crane_work_from_a_plain_install(plain_venv: Path, tmp_path: Pat
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["status"] == 200 and out["tags"], out
+    assert out["home"] == [200, True, 200], out
     assert out["bad"] == [], out
