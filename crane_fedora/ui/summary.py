@@ -123,8 +123,9 @@ class RepoDetails:
     flatpaks: tuple[tuple[str, FlatpakRef], ...]  # (tag, ref), one per distinct ref
 
 
-def _platform_label(platform: Mapping | None) -> str | None:
-    if not platform:
+def _platform_label(platform: object) -> str | None:
+    """``os/arch[/variant]``, or None; a list entry's platform is whatever the body said (any JSON)."""
+    if not isinstance(platform, Mapping):
         return None
     os_, arch = platform.get("os"), platform.get("architecture")
     if not isinstance(os_, str) or not isinstance(arch, str) or not os_ or not arch:
