@@ -311,3 +311,14 @@ def test_odd_list_entry_platforms_do_not_break_the_index(make_app, data_dir):
     assert c.get("/v2/fedora/odd/tags/list").status_code == 200
     r = c.get("/index/dynamic?repository=fedora/odd")
     assert r.status_code == 200 and r.json["Results"] == []
+
+
+def test_answer_cache_is_bounded_in_bytes(make_app, world, monkeypatch):
+    from crane_fedora.metadata import flatpak as fp
+
+    fi = make_app(CFG).extensions["crane_fedora"].store.index.flatpak
+    first = fi.answer(fp.parse_query("tag=latest"), None)
+    monkeypatch.setattr(fp, "CACHE_BYTES", len(first.body) + len(first.gzipped) + 10)
+    fi.answer(fp.parse_query("tag=1.0"), None)  # would exceed the budget: the cache starts over
+    assert len(fi._cache) == 1 and fi._cached_bytes <= fp.CACHE_BYTES
+    assert fi.answer(fp.parse_query("tag=latest"), None) is not first  # re-rendered
