@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import string
 
 import pytest
 
@@ -322,3 +324,30 @@ def test_answer_cache_is_bounded_in_bytes(make_app, world, monkeypatch):
     fi.answer(fp.parse_query("tag=1.0"), None)  # would exceed the budget: the cache starts over
     assert len(fi._cache) == 1 and fi._cached_bytes <= fp.CACHE_BYTES
     assert fi.answer(fp.parse_query("tag=latest"), None) is not first  # re-rendered
+
+
+def test_random_queries_never_500(fc):
+    """Random bytes, percent-escapes and key shapes: every answer is 200 or a 400 JSON error."""
+    rng = random.Random(8)
+    pieces = [
+        "label:",
+        "annotation:",
+        ":exists",
+        "=",
+        "&",
+        "%",
+        "%3A",
+        "%ff",
+        "%00",
+        "tag",
+        "os",
+        "1",
+        "+",
+        ";",
+        "é",
+    ]
+    for _ in range(400):
+        raw = "".join(rng.choice([*pieces, rng.choice(string.printable)]) for _ in range(rng.randint(0, 12)))
+        r = fc.get("/index/static?" + raw)
+        assert r.status_code in (200, 400), (raw, r.status_code)
+        assert r.mimetype == "application/json"
