@@ -116,7 +116,7 @@ def test_export_repository_version(
 
     # The metadata crane_fedora reads.
     doc = json.loads((meta / "fedora" / "multi-oci.json").read_text())
-    assert (doc["type"], doc["version"], doc["repo-registry-id"]) == ("fedora-mirror", 5, "fedora/multi-oci")
+    assert (doc["type"], doc["version"], doc["repo-registry-id"]) == ("fedora-mirror", 6, "fedora/multi-oci")
     assert doc["repository"] == synced_repo.name
     assert doc["urls"] == {"master": exp["master_url"], "mirror": exp["mirror_url"]}
     assert doc["tags"] == {image.tag: image.digest}
