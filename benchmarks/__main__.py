@@ -23,6 +23,7 @@ BENCHMARKS = {
     "pulp": ("benchmarks.pulp_bench", "Pulp: MirrorExporter vs FilesystemExporter (issue 2)"),
     "crane": ("benchmarks.crane_bench", "crane_fedora vs nginx (issue 5)"),
     "ui": ("benchmarks.ui_bench", "Home page: server time and weight at 10,000 repositories (issue 12)"),
+    "flatpak": ("benchmarks.flatpak_bench", "Flatpak index: crane_fedora vs nginx (issue 8)"),
 }
 
 

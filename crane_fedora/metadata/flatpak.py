@@ -8,7 +8,8 @@ Why precomputed: the flatpak client asks one question (``tag=latest``, its archi
 ``label:org.flatpak.ref:exists=1``) over and over. Each snapshot holds, per repository, the index
 entries (tags grouped per digest, platform, labels) when it is built; the answer to a query, with
 its gzip and ETag, is rendered on its first use and kept for the snapshot's life in a bounded
-cache. The common query then costs a query parse and a dict look-up, like a manifest GET.
+cache, and parsed queries are cached by their raw string: the common query then costs two dict
+look-ups, like a manifest GET.
 Rendering the common answers eagerly at build time was measured (benchmarks/flatpak_bench.py):
 it more than doubled the index's share of the load time, for a render (~2 ms) that the first
 request pays once anyway. Unchanged repositories reuse the previous snapshot's entries, so a
@@ -38,8 +39,10 @@ DEFAULT_TAG = "latest"
 #: A query longer than this, or with more parameters, is refused (nobody needs more).
 MAX_QUERY = 8192
 MAX_PARAMS = 64
-#: Rendered answers kept per snapshot (beyond the precomputed ones); cleared when full.
+#: Rendered answers (and parsed query strings) kept per snapshot; cleared when full. The byte
+#: bound keeps a client sending many distinct queries from pinning 512 full documents.
 CACHE_SIZE = 512
+CACHE_BYTES = 32 * 1024 * 1024
 _PLATFORM_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 
 
@@ -251,8 +254,8 @@ def repo_entries(repo: NativeRepo) -> RepoEntries:
     """Index entries of every tagged manifest of ``repo``: tags grouped per digest, in the order of
     each digest's first tag (sorted tags, so deterministic).
 
-    The hot loop of the index's share of every snapshot build (benchmarks/flatpak_bench.py):
-    :func:`_image` is inlined here.
+    The hot loop of the index's share of every snapshot build (benchmarks/flatpak_bench.py), so
+    written out flat rather than with a helper per image.
     """
     by_digest: dict[str, list[str]] = {}
     tag_map = repo.tags
@@ -333,6 +336,7 @@ class FlatpakIndex:
     _cache: dict = field(default_factory=dict)
     #: raw query string -> Query or QueryError (parsing was 80% of a request's cost)
     _queries: dict = field(default_factory=dict)
+    _cached_bytes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def query(self, query_string: str) -> Query | QueryError:
@@ -365,10 +369,13 @@ class FlatpakIndex:
         if visible:
             repos = [e for e in self.repos if not e.protected or e.name in visible]
         rendered = render(self.registry, repos, q)
+        size = len(rendered.body) + len(rendered.gzipped)
         with self._lock:
-            if len(self._cache) >= CACHE_SIZE:
+            if len(self._cache) >= CACHE_SIZE or self._cached_bytes + size > CACHE_BYTES:
                 self._cache.clear()
+                self._cached_bytes = 0
             self._cache[key] = rendered
+            self._cached_bytes += size
         return rendered
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import random
+import string
 
 import pytest
 
@@ -311,3 +313,41 @@ def test_odd_list_entry_platforms_do_not_break_the_index(make_app, data_dir):
     assert c.get("/v2/fedora/odd/tags/list").status_code == 200
     r = c.get("/index/dynamic?repository=fedora/odd")
     assert r.status_code == 200 and r.json["Results"] == []
+
+
+def test_answer_cache_is_bounded_in_bytes(make_app, world, monkeypatch):
+    from crane_fedora.metadata import flatpak as fp
+
+    fi = make_app(CFG).extensions["crane_fedora"].store.index.flatpak
+    first = fi.answer(fp.parse_query("tag=latest"), None)
+    monkeypatch.setattr(fp, "CACHE_BYTES", len(first.body) + len(first.gzipped) + 10)
+    fi.answer(fp.parse_query("tag=1.0"), None)  # would exceed the budget: the cache starts over
+    assert len(fi._cache) == 1 and fi._cached_bytes <= fp.CACHE_BYTES
+    assert fi.answer(fp.parse_query("tag=latest"), None) is not first  # re-rendered
+
+
+def test_random_queries_never_500(fc):
+    """Random bytes, percent-escapes and key shapes: every answer is 200 or a 400 JSON error."""
+    rng = random.Random(8)
+    pieces = [
+        "label:",
+        "annotation:",
+        ":exists",
+        "=",
+        "&",
+        "%",
+        "%3A",
+        "%ff",
+        "%00",
+        "tag",
+        "os",
+        "1",
+        "+",
+        ";",
+        "é",
+    ]
+    for _ in range(400):
+        raw = "".join(rng.choice([*pieces, rng.choice(string.printable)]) for _ in range(rng.randint(0, 12)))
+        r = fc.get("/index/static?" + raw)
+        assert r.status_code in (200, 400), (raw, r.status_code)
+        assert r.mimetype == "application/json"
