@@ -171,12 +171,17 @@ noise = st.one_of(
     st.text(latin1, max_size=2),
 )
 #: a known repository, a keyword and a known reference with a little noise around it
-structured = st.tuples(names, st.sampled_from(["manifests", "blobs", "tags"]), words, noise).map(
+structured = st.tuples(names, st.sampled_from(["manifests", "blobs", "tags", "referrers"]), words, noise).map(
     lambda t: f"/v2/{t[0]}/{t[1]}/{t[2]}{t[3]}"
+)
+#: the signature extension beside /v2 (same registry code, same properties)
+extensions = st.tuples(names, st.sampled_from(["signatures", "manifests", ""]), words, noise).map(
+    lambda t: f"/extensions/v2/{t[0]}/{t[1]}/{t[2]}{t[3]}"
 )
 paths = st.one_of(
     structured,
     structured,  # twice: half of all paths
+    extensions,
     segments.map(lambda s: "/v2/" + "/".join(s)),
     st.text(latin1, max_size=60).map(lambda s: "/v2" + s),
     st.text(latin1, max_size=30).map(lambda s: "/" + s),
@@ -185,7 +190,7 @@ numbers = st.one_of(st.integers(-(10**30), 10**30).map(str), st.text(latin1, max
 queries = st.one_of(
     st.just(""),
     st.lists(
-        st.tuples(st.sampled_from(["n", "last", "x", "n[]", ""]), st.one_of(numbers, words)),
+        st.tuples(st.sampled_from(["n", "last", "x", "n[]", "", "artifactType"]), st.one_of(numbers, words)),
         max_size=4,
     ).map(lambda kv: "&".join(f"{k}={v}" for k, v in kv)),
     st.text(latin1, max_size=40),
@@ -243,7 +248,7 @@ def test_head_is_get_without_the_body(apps, path, query, headers, remote):
         assert comparable(head[1]) == comparable(get[1]), path
 
 
-tails = st.tuples(st.sampled_from(["manifests", "blobs", "tags"]), st.one_of(words, header_text))
+tails = st.tuples(st.sampled_from(["manifests", "blobs", "tags", "referrers"]), st.one_of(words, header_text))
 
 
 @SETTINGS
