@@ -14,6 +14,7 @@ file's signatures) is ``None`` and the page says "unknown".
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections import OrderedDict
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from crane_fedora.metadata.index import Index
 from crane_fedora.metadata.model import NATIVE, Manifest, NativeRepo, Pulp2Repo, Repo
 from pulp_fedora_mirror.layout import ANY_DIGEST_RE
+
+log = logging.getLogger(__name__)
 
 #: ``org.flatpak.ref``: ``app|runtime/<id>/<arch>/<branch>``. Only a ref matching this becomes a
 #: ``flatpak install`` command (labels come from the build system; a command must be paste-safe).
@@ -265,6 +268,32 @@ def details(repo: Repo, summary: RepoSummary) -> RepoDetails:
     return RepoDetails(summary, tuple(rows), tuple(seen.values()))
 
 
+def _safe_summary(repo: Repo) -> RepoSummary:
+    """:func:`summarize`, or a row of unknowns: one odd file must not stop a startup or a reload."""
+    try:
+        return summarize(repo)
+    except Exception:
+        log.exception("home page: cannot summarise %r; listing it without facts", repo.name)
+        tags = len(repo.tags) if isinstance(repo, NativeRepo) else len(_pulp2_tags(repo))  # type: ignore[arg-type]
+        return RepoSummary(
+            repo.name, _group(repo.name), repo.protected, repo.kind, tags, None, None, (), False, False
+        )
+
+
+def _bare_details(repo: Repo, summary: RepoSummary) -> RepoDetails:
+    if not isinstance(repo, NativeRepo):
+        return RepoDetails(
+            summary, tuple(TagRow(t, None, False, (), None, False, ()) for t in _pulp2_tags(repo)), ()
+        )
+    rows = tuple(
+        TagRow(
+            t, repo.tags[t].digest, bool(repo.tags[t].children), (), None, bool(repo.tags[t].signatures), ()
+        )
+        for t in repo.sorted_tags
+    )
+    return RepoDetails(summary, rows, ())
+
+
 @dataclass(frozen=True, slots=True)
 class Catalog:
     """The summaries of one snapshot (``index``), by name."""
@@ -331,7 +360,7 @@ class SummaryCache:
             summaries: dict[str, RepoSummary] = {}
             masters = set()
             for name, repo in index.repos.items():
-                summaries[name] = old[name] if old_repos.get(name) is repo else summarize(repo)
+                summaries[name] = old[name] if old_repos.get(name) is repo else _safe_summary(repo)
                 if repo.kind == NATIVE:
                     masters.add(repo.master)  # type: ignore[union-attr]
             lookaside = f"{next(iter(masters))}signatures" if len(masters) == 1 else ""
@@ -346,7 +375,11 @@ class SummaryCache:
             if hit is not None and hit[0] is repo:
                 self._details.move_to_end(key)
                 return hit[1]
-        built = details(repo, summary)
+        try:
+            built = details(repo, summary)
+        except Exception:  # facts the parser let through but this code did not expect: tags only
+            log.exception("home page: cannot tabulate the tags of %r; showing them without facts", repo.name)
+            built = _bare_details(repo, summary)
         with self._lock:
             self._details[key] = (repo, built)
             while len(self._details) > DETAILS_CACHE:

@@ -416,3 +416,31 @@ def test_rendered_pages_are_kept_per_snapshot_and_bounded(make_app, repo, monkey
     for i in range(3):
         cache.put((i,), (b"x", "e"))
     assert cache.get((0,)) is None and cache.get((2,)) == (b"x", "e")
+
+
+def test_odd_facts_never_stop_startup_or_the_pages(make_app, data_dir, repo, monkeypatch, caplog):
+    """A file the parser accepts with facts the summary does not expect (a list entry whose
+    platform is a string) is still listed and its tags still pulled; so is any repository whose
+    summary fails outright (logged, shown without facts)."""
+    n = Native("fedora/odd")
+    d = n.image("x")
+    idx = n.index([(d, "amd64", None)])
+    n.manifests[idx]["manifests"][0]["platform"] = "linux/amd64"  # not an object
+    n.tag("latest", idx)
+    n.write(data_dir)
+    app = make_app()
+    c = app.test_client()
+    assert 'href="/r/fedora/odd"' in text(c.get("/"))
+    page = c.get("/r/fedora/odd")
+    assert page.status_code == 200 and "podman pull localhost/fedora/odd:latest" in text(page)
+
+    def broken(repo):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(summary_mod, "summarize", broken)
+    monkeypatch.setattr(summary_mod, "details", broken)
+    app = make_app()  # startup summarises every repository: must survive
+    c = app.test_client()
+    assert 'href="/r/fedora/busybox"' in text(c.get("/")) and "cannot summarise" in caplog.text
+    page = text(c.get("/r/fedora/busybox"))
+    assert "podman pull localhost/fedora/busybox:latest</code>" in page and "cannot tabulate" in caplog.text
