@@ -11,6 +11,7 @@ import sys
 from types import MappingProxyType
 
 from crane_fedora.config import Config
+from crane_fedora.metadata.jsonsteps import pause
 from crane_fedora.metadata.model import Manifest, MetadataError, NativeRepo, require, url_problem
 from pulp_fedora_mirror.layout import DIGEST_RE, is_valid_name, is_valid_tag
 from pulp_fedora_mirror.mediatypes import LIST_TYPES, SUPPORTED_TYPES
@@ -113,6 +114,7 @@ def _version6(m: Manifest, entry: dict) -> None:
 
 
 def _manifest(digest: str, entry: object) -> Manifest:
+    pause()  # a large file has thousands: let request threads in between (jsonsteps.pause)
     require(DIGEST_RE.match(digest), f"manifest key {digest!r} is not a sha256 digest")
     require(isinstance(entry, dict), f"manifest {digest} must be an object")
     assert isinstance(entry, dict)
@@ -174,6 +176,7 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
     blobs: dict[str, tuple[int, float]] = {}
     # Hot loops (a million tags at 10,000 repositories): plain ifs, messages built only on failure.
     for digest, info in raw_blobs.items():
+        pause()
         if not DIGEST_RE.match(digest):
             raise MetadataError(f"blob key {digest!r} is not a sha256 digest")
         size = info.get("size") if isinstance(info, dict) else None
@@ -189,6 +192,7 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
     tags: dict[str, Manifest] = {}
     intern = sys.intern
     for tag, digest in raw_tags.items():
+        pause()
         target = manifests.get(digest) if type(digest) is str else None
         if target is None or not _tag_ok(tag):
             if not _tag_ok(tag):
@@ -197,6 +201,7 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
         tags[intern(tag)] = target
 
     for m in manifests.values():
+        pause()
         if m.children:
             for child_digest, _mt, platform in m.children:
                 child = manifests.get(child_digest)

@@ -23,7 +23,16 @@ def parse_bytes(data: bytes, path: str, config: Config) -> Repo:
         doc = _loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MetadataError(f"not valid JSON: {exc}") from None
+    try:
+        return _parse_doc(doc, path, config)
+    finally:
+        if isinstance(doc, (dict, list)):
+            jsonsteps.dismantle(doc)  # not one long free of the whole document (jsonsteps)
+
+
+def _parse_doc(doc: object, path: str, config: Config) -> Repo:
     require(isinstance(doc, dict), "top level must be an object")
+    assert isinstance(doc, dict)
     version = doc.get("version")
     if doc.get("type") == METADATA_TYPE:
         require(
