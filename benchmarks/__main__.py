@@ -22,6 +22,7 @@ BENCHMARKS = {
     "export": ("benchmarks.export_bench", "Mirror export (issue 2)"),
     "pulp": ("benchmarks.pulp_bench", "Pulp: MirrorExporter vs FilesystemExporter (issue 2)"),
     "crane": ("benchmarks.crane_bench", "crane_fedora vs nginx (issue 5)"),
+    "reload": ("benchmarks.reload_bench", "Requests during a reload of a 30 MB metadata file (issue 13)"),
 }
 
 
