@@ -8,10 +8,10 @@ import functools
 import hashlib
 import logging
 import sys
+from collections.abc import Callable
 from types import MappingProxyType
 
 from crane_fedora.config import Config
-from crane_fedora.metadata.jsonsteps import pause
 from crane_fedora.metadata.model import Manifest, MetadataError, NativeRepo, require, url_problem
 from pulp_fedora_mirror.layout import DIGEST_RE, is_valid_name, is_valid_tag
 from pulp_fedora_mirror.mediatypes import LIST_TYPES, SUPPORTED_TYPES
@@ -113,8 +113,11 @@ def _version6(m: Manifest, entry: dict) -> None:
         m.artifact_type = entry["artifactType"]
 
 
+def _no_pause() -> None:
+    """Small files are parsed in one go (see ``parse.STEPPED_ABOVE``)."""
+
+
 def _manifest(digest: str, entry: object) -> Manifest:
-    pause()  # a large file has thousands: let request threads in between (jsonsteps.pause)
     require(DIGEST_RE.match(digest), f"manifest key {digest!r} is not a sha256 digest")
     require(isinstance(entry, dict), f"manifest {digest} must be an object")
     assert isinstance(entry, dict)
@@ -154,8 +157,12 @@ def _manifest(digest: str, entry: object) -> Manifest:
     return m
 
 
-def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
-    """Build a :class:`NativeRepo`; any inconsistency rejects the whole file."""
+def parse_native(doc: dict, path: str, config: Config, pause: Callable[[], None] = _no_pause) -> NativeRepo:
+    """Build a :class:`NativeRepo`; any inconsistency rejects the whole file.
+
+    ``pause`` is called once per entry of every loop: for a large file the parser passes
+    ``jsonsteps.pause``, which lets request threads run in between.
+    """
     name = doc.get("repo-registry-id")
     require(isinstance(name, str) and is_valid_name(name), f"invalid repo-registry-id {name!r}")
     protected = doc.get("protected", False)
@@ -169,7 +176,10 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
 
     raw_manifests = doc.get("manifests")
     require(isinstance(raw_manifests, dict), "manifests must be an object")
-    manifests = {d: _manifest(d, e) for d, e in raw_manifests.items()}
+    manifests = {}
+    for d, e in raw_manifests.items():
+        pause()
+        manifests[d] = _manifest(d, e)
 
     raw_blobs = doc.get("blobs")
     require(isinstance(raw_blobs, dict), "blobs must be an object")

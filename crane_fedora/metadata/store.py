@@ -38,6 +38,9 @@ _GONE = frozenset({errno.ENOENT, errno.ENOTDIR})
 #: Seconds a replaced repository is kept before it is taken apart (see ``_bury``): far longer
 #: than any request that could still be reading the index it was part of.
 RETIRE_AFTER = 5.0
+#: Entries (manifests + blobs) above which a replaced repository is taken apart step by step;
+#: a smaller one is freed at once in well under a millisecond.
+BURY_ABOVE = 2000
 
 
 class Startable(Protocol):
@@ -305,7 +308,7 @@ class MetadataStore:
         for retired_at, repo in self._retired:
             if now - retired_at < RETIRE_AFTER:
                 keep.append((retired_at, repo))
-            elif isinstance(repo, NativeRepo):
+            elif isinstance(repo, NativeRepo) and len(repo.manifests) + len(repo.blobs) > BURY_ABOVE:
                 for proxy in (repo.tags, repo.manifests, repo.blobs):
                     for table in gc.get_referents(proxy):  # the dict behind the read-only view
                         if type(table) is dict:
