@@ -24,6 +24,7 @@ BENCHMARKS = {
     "crane": ("benchmarks.crane_bench", "crane_fedora vs nginx (issue 5)"),
     "ui": ("benchmarks.ui_bench", "Home page: server time and weight at 10,000 repositories (issue 12)"),
     "flatpak": ("benchmarks.flatpak_bench", "Flatpak index: crane_fedora vs nginx (issue 8)"),
+    "reload": ("benchmarks.reload_bench", "Requests during a reload of a 30 MB metadata file (issue 13)"),
 }
 
 

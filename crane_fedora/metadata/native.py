@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from types import MappingProxyType
 
 from crane_fedora.config import Config
@@ -113,6 +114,10 @@ def _version6(m: Manifest, entry: dict) -> None:
         m.artifact_type = entry["artifactType"]
 
 
+def _no_pause() -> None:
+    """Small files are parsed in one go (see ``parse.STEPPED_ABOVE``)."""
+
+
 def _manifest(digest: str, entry: object) -> Manifest:
     require(DIGEST_RE.match(digest), f"manifest key {digest!r} is not a sha256 digest")
     require(isinstance(entry, dict), f"manifest {digest} must be an object")
@@ -188,8 +193,12 @@ def _referrers(manifests: dict[str, Manifest]) -> MappingProxyType:
     return MappingProxyType({k: tuple(v) for k, v in found.items()})
 
 
-def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
-    """Build a :class:`NativeRepo`; any inconsistency rejects the whole file."""
+def parse_native(doc: dict, path: str, config: Config, pause: Callable[[], None] = _no_pause) -> NativeRepo:
+    """Build a :class:`NativeRepo`; any inconsistency rejects the whole file.
+
+    ``pause`` is called once per entry of every loop: for a large file the parser passes
+    ``jsonsteps.pause``, which lets request threads run in between.
+    """
     name = doc.get("repo-registry-id")
     require(isinstance(name, str) and is_valid_name(name), f"invalid repo-registry-id {name!r}")
     protected = doc.get("protected", False)
@@ -203,13 +212,17 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
 
     raw_manifests = doc.get("manifests")
     require(isinstance(raw_manifests, dict), "manifests must be an object")
-    manifests = {d: _manifest(d, e) for d, e in raw_manifests.items()}
+    manifests = {}
+    for d, e in raw_manifests.items():
+        pause()
+        manifests[d] = _manifest(d, e)
 
     raw_blobs = doc.get("blobs")
     require(isinstance(raw_blobs, dict), "blobs must be an object")
     blobs: dict[str, tuple[int, float]] = {}
     # Hot loops (a million tags at 10,000 repositories): plain ifs, messages built only on failure.
     for digest, info in raw_blobs.items():
+        pause()
         if not DIGEST_RE.match(digest):
             raise MetadataError(f"blob key {digest!r} is not a sha256 digest")
         size = info.get("size") if isinstance(info, dict) else None
@@ -225,6 +238,7 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
     tags: dict[str, Manifest] = {}
     intern = sys.intern
     for tag, digest in raw_tags.items():
+        pause()
         target = manifests.get(digest) if type(digest) is str else None
         if target is None or not _tag_ok(tag):
             if not _tag_ok(tag):
@@ -233,6 +247,7 @@ def parse_native(doc: dict, path: str, config: Config) -> NativeRepo:
         tags[intern(tag)] = target
 
     for m in manifests.values():
+        pause()
         if m.children:
             for child_digest, _mt, platform in m.children:
                 child = manifests.get(child_digest)

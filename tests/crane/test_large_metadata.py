@@ -146,7 +146,42 @@ def test_other_threads_run_while_a_large_file_is_parsed() -> None:
             stop.set()
             t.join()
             sys.setswitchinterval(old)
-        assert result == json.loads(data)
+        assert result is not None
         return during
 
+    from crane_fedora.config import parse_config
+
+    config = parse_config("")
+    assert len(data) > parse_mod.STEPPED_ABOVE
+    assert parse_mod._loads(data) == json.loads(data)
+    whole = lambda d: parse_mod.parse_bytes(d, "x/big.json", config)  # noqa: E731
+    assert min(switches_during(whole) for _ in range(3)) >= 5
+    # the JSON stage alone (json.loads before: one C call, at most one switch)
     assert min(switches_during(parse_mod._loads) for _ in range(3)) >= 5
+
+
+def test_dismantle_empties_only_what_nobody_else_holds() -> None:
+    shared = {"kept": "yes"}
+    doc = {"manifests": {"a": {"labels": shared}, "b": [1, 2]}, "tags": {"x": "a"}, "n": 1}
+    jsonsteps.dismantle(doc)
+    assert doc == {} and shared == {"kept": "yes"}
+
+
+def test_replaced_repository_is_taken_apart_later_not_while_served(make_app, data_dir, monkeypatch) -> None:
+    from crane_fedora.metadata import store as store_mod
+
+    _big("a/r", 3).write(data_dir)
+    app = make_app()
+    st = app.extensions["crane_fedora"].store
+    old = st.index.repos["a/r"]
+    _big("a/r", 4).write(data_dir)
+    refresh(app)
+    new = st.index.repos["a/r"]
+    assert new is not old and len(old.tags) == 3  # retired, still whole
+    monkeypatch.setattr(store_mod, "RETIRE_AFTER", 0.0)
+    monkeypatch.setattr(store_mod, "BURY_ABOVE", 0)  # (only large repositories are taken apart)
+    (data_dir / "other.json").write_text("{}")  # any change: the next refresh buries
+    refresh(app)
+    assert len(old.tags) == 0 and len(old.manifests) == 0 and len(old.blobs) == 0
+    assert len(new.tags) == 4
+    assert app.test_client().get("/v2/a/r/manifests/t3").status_code == 200
