@@ -63,6 +63,9 @@ setup(
         "pulpcore.plugin": [
             "pulp_fedora_mirror = pulp_fedora_mirror:default_app_config",
         ],
+        "pulp_cli.plugins": [
+            "fedora_mirror = pulp_fedora_mirror.pulpcli",
+        ],
         "fedora.messages": [
             "pulp_fedora_mirror.export.complete.v1 = pulp_fedora_mirror.notify.schema:ExportCompleteV1",
         ],

@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models import QuerySet
 from pulp_container.app.models import Blob, ContainerRepository, Manifest, ManifestSignature, Tag
 from pulpcore.plugin.models import CreatedResource, RepositoryVersion
-from pulpcore.plugin.util import get_domain
+from pulpcore.plugin.util import get_domain, get_url
 
 
 def cosign_signature_tag(digest: str) -> str:
@@ -135,7 +135,12 @@ def promote_build(
         new_version.add_content(Manifest.objects.filter(pk__in=[m.pk for m in all_manifests]))
         new_version.add_content(blobs_of(all_manifests))
         new_version.add_content(signed["signatures"])
+    after = destination.latest_version()
+    changed = latest is None or after.number != latest.number
     return {
+        # The new version's href (None: nothing changed), also in the task's created_resources;
+        # here because pulp-glue hands callers a task's result instead of the task when it has one.
+        "repository_version": f"{get_url(destination)}versions/{after.number}/" if changed else None,
         "tags": {name: m.digest for name, m in wanted.items()},
         "manifests": len(all_manifests),
         "signatures": signed["signatures"].count(),
