@@ -7,6 +7,7 @@ atomic signature uploaded through pulp-container's signature extension.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,71 @@ def test_needs_modify_permission_on_destination(
         assert versions(api, stable["pulp_href"]) == [0]
     finally:
         api.delete(user["pulp_href"])
+
+
+def test_failed_task_leaves_destination_unchanged(
+    api: PulpApi, pulp: PulpServer, build: dict[str, Any]
+) -> None:
+    """A promote task that fails for real (its source version vanished) changes nothing.
+
+    Ordering without mocks: a sync from a server that never answers holds the destination; the
+    promote task queues behind it; the source version is deleted meanwhile (in the database, with
+    pulpcore-manager: a delete task would queue behind the promote, which claims the source); then
+    the sync is canceled and the promote task runs.
+    """
+    src, stable = new_repo(api, "src"), new_repo(api)
+    api.run(
+        api.post(
+            PROMOTE,
+            {
+                "source_repository": build["repo"]["pulp_href"],
+                "destination_repository": src["pulp_href"],
+                "tags": ["41-3"],
+            },
+        )
+    )
+    src_v1 = latest(api, src["pulp_href"])
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        remote = api.ok(
+            api.post(
+                "remotes/container/container/",
+                {
+                    "name": uid("silent"),
+                    "url": f"http://127.0.0.1:{silent.getsockname()[1]}",
+                    "upstream_name": "x",
+                },
+            ),
+            201,
+        )
+        blocker = api.ok(api.post(stable["pulp_href"] + "sync/", {"remote": remote["pulp_href"]}), 202)[
+            "task"
+        ]
+        promote = api.ok(
+            api.post(
+                PROMOTE,
+                {
+                    "source_repository_version": src_v1,
+                    "destination_repository": stable["pulp_href"],
+                    "tags": ["41-3"],
+                    "aliases": ["41", "latest"],
+                },
+            ),
+            202,
+        )["task"]
+        pk = src_v1.rstrip("/").split("/")[-3]
+        number = int(src_v1.rstrip("/").split("/")[-1])
+        pulp.manage(
+            "shell",
+            "-c",
+            "from pulpcore.app.models import RepositoryVersion; "
+            f"RepositoryVersion.objects.get(repository__pk='{pk}', number={number}).delete()",
+        )
+        assert api.ok(api.get(promote), 200)["state"] == "waiting"
+        api.ok(api.patch(blocker, {"state": "canceled"}), 200)
+        task = api.wait_task(promote, check=False)
+    assert task["state"] == "failed", task
+    assert "does not exist" in task["error"]["description"]
+    assert versions(api, stable["pulp_href"]) == [0]
+    assert api.ok(api.get(stable["pulp_href"]), 200)["latest_version_href"].endswith("/versions/0/")
