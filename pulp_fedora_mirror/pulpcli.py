@@ -97,7 +97,11 @@ def _repository(pulp_ctx: PulpCLIContext, name_or_href: str) -> PulpContainerRep
     return PulpContainerRepositoryContext(pulp_ctx, entity={"name": name_or_href})
 
 
-@_group(name="fedora-mirror", help="Mirror exporters (pulp_fedora_mirror): export, prune, promote, release.")
+@_group(
+    name="fedora-mirror",
+    short_help="Mirror exporters, promotion (pulp_fedora_mirror).",
+    help="Mirror exporters (pulp_fedora_mirror): export, prune, promote, release.",
+)
 def fedora_mirror() -> None:
     pass
 
@@ -105,7 +109,7 @@ def fedora_mirror() -> None:
 # -- exporter -----------------------------------------------------------------------------------
 
 
-@fedora_mirror.group(cls=_Group)
+@fedora_mirror.group(cls=_Group, short_help="Create, list, show, update, destroy exporters.")
 @pass_pulp_context
 @click.pass_context
 def exporter(ctx: click.Context, pulp_ctx: PulpCLIContext, /) -> None:
@@ -115,10 +119,16 @@ def exporter(ctx: click.Context, pulp_ctx: PulpCLIContext, /) -> None:
 
 lookup_options = [name_option, href_option]
 exporter.add_command(
-    list_command(cls=_Command, decorators=[click.option("--name", help="Filter by exact name.")])
+    list_command(
+        cls=_Command,
+        short_help="List exporters.",
+        decorators=[click.option("--name", help="Filter by exact name.")],
+    )
 )
-exporter.add_command(show_command(cls=_Command, decorators=lookup_options))
-exporter.add_command(destroy_command(cls=_Command, decorators=lookup_options))
+exporter.add_command(show_command(cls=_Command, short_help="Show an exporter.", decorators=lookup_options))
+exporter.add_command(
+    destroy_command(cls=_Command, short_help="Delete an exporter.", decorators=lookup_options)
+)
 
 
 def _exporter_fields(required: bool) -> t.Callable[[t.Any], t.Any]:
@@ -156,7 +166,7 @@ def _body(fields: dict[str, t.Any]) -> dict[str, t.Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
-@exporter.command(name="create")
+@exporter.command(name="create", short_help="Create an exporter.")
 @click.option("--name", required=True, help="Name of the exporter.")
 @_exporter_fields(required=True)
 @pass_exporter_context
@@ -168,7 +178,7 @@ def create(
     pulp_ctx.output_result(exporter_ctx.create(body={"name": name, **_body(fields)}))
 
 
-@exporter.command(name="update")
+@exporter.command(name="update", short_help="Change some fields of an exporter.")
 @name_option
 @href_option
 @_exporter_fields(required=False)
@@ -186,12 +196,12 @@ def update(pulp_ctx: PulpCLIContext, exporter_ctx: PulpMirrorExporterContext, /,
 # -- export -------------------------------------------------------------------------------------
 
 
-@fedora_mirror.group(cls=_Group)
+@fedora_mirror.group(cls=_Group, short_help="Run exports, list export records.")
 def export() -> None:
     """Run fedora-mirror exports and list their records."""
 
 
-@export.command(name="run")
+@export.command(name="run", short_help="Export a repository version to the tree.")
 @click.option("--exporter", "exporter_name", required=True, help="Exporter name (or href).")
 @click.option("--repository", required=True, help="Container repository name (or href).")
 @click.option("--version", type=int, help="Repository version number (default: the latest).")
@@ -222,7 +232,7 @@ def export_run(
     pulp_ctx.output_result(result)
 
 
-@export.command(name="list")
+@export.command(name="list", short_help="List an exporter's export records.")
 @click.option("--exporter", "exporter_name", required=True, help="Exporter name (or href).")
 @click.option("--limit", default=100, type=int, help="Show at most this many exports.")
 @click.option("--offset", default=0, type=int, help="Skip this many exports.")
@@ -236,7 +246,7 @@ def export_list(pulp_ctx: PulpCLIContext, /, exporter_name: str, limit: int, off
 # -- prune --------------------------------------------------------------------------------------
 
 
-@fedora_mirror.command(name="prune")
+@fedora_mirror.command(name="prune", short_help="Delete long-unreferenced tree files.")
 @click.option("--exporter", "exporter_name", required=True, help="Exporter name (or href).")
 @click.option("--dry-run", is_flag=True, help="Only report what would be removed.")
 @pass_pulp_context
@@ -294,7 +304,7 @@ def promote_body(
     return body
 
 
-@fedora_mirror.command(name="promote")
+@fedora_mirror.command(name="promote", short_help="One build, all its tags, one version.")
 @_promote_options
 @pass_pulp_context
 def promote(
@@ -311,7 +321,7 @@ def promote(
     pulp_ctx.output_result(PulpMirrorPromoteContext(pulp_ctx).promote(body))
 
 
-@fedora_mirror.command(name="release")
+@fedora_mirror.command(name="release", short_help="Promote, then export that version.")
 @_promote_options
 @click.option("--exporter", "exporter_name", required=True, help="Exporter that publishes the destination.")
 @click.option("--name", "registry_name", help="Registry name clients pull (default: the exporter's choice).")
