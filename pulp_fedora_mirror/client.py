@@ -331,6 +331,7 @@ class PulpClient:
             api_kwargs={"base_url": c.base_url.rstrip("/"), "auth_provider": auth},
             verify_ssl=c.ca_bundle if c.ca_bundle else True,
         )
+        self._plugin: bool | None = None
 
     @classmethod
     def from_profile(cls, profile: str | None = None) -> PulpClient:
@@ -373,6 +374,20 @@ class PulpClient:
             session.request = functools.partial(session.request, timeout=self.config.request_timeout)
             session._fedora_mirror_tuned = True
         return session
+
+    def _has_plugin(self) -> bool:
+        """Whether Pulp has pulp_fedora_mirror; asks Pulp again before saying no.
+
+        pulp-glue caches Pulp's API description (``$XDG_CACHE_HOME/squeezer/``) and never
+        refreshes it by itself, so a cache from before the plugin was installed would hide it.
+        """
+        if self._plugin is None:
+            self._session  # noqa: B018 (load the API, record error bodies)
+            if not self.pulp_ctx.has_plugin(PluginRequirement(COMPONENT)):
+                with self._errors():
+                    self.pulp_ctx.api.load_api(refresh_cache=True)
+            self._plugin = self.pulp_ctx.has_plugin(PluginRequirement(COMPONENT))
+        return self._plugin
 
     def _who(self) -> str:
         return f"user {self.config.username!r}" if self.config.username else "anonymous request"
@@ -495,7 +510,7 @@ class PulpClient:
     def _exporter_ctx(self, name: str | Mapping[str, Any]) -> PulpMirrorExporterContext:
         self._session  # noqa: B018 (load the API, record error bodies)
         with self._errors():
-            if not self.pulp_ctx.has_plugin(PluginRequirement(COMPONENT)):
+            if not self._has_plugin():
                 raise PulpNotFound(
                     "this Pulp has no fedora_mirror exporter endpoint (is pulp_fedora_mirror installed?)"
                 )
@@ -524,7 +539,7 @@ class PulpClient:
         """Raise PulpNotFound for an unknown exporter name (nothing to check without the plugin:
         publish says then that it is missing)."""
         with self._errors():
-            if self.pulp_ctx.has_plugin(PluginRequirement(COMPONENT)):
+            if self._has_plugin():
                 self._exporter_ctx(name)
 
     def _task(self, data: Mapping[str, Any]) -> Task:
@@ -560,7 +575,7 @@ class PulpClient:
         with self._errors():
             src = self._repository_ctx(from_repo)
             dst = self._repository_ctx(to_repo)
-            if not self.pulp_ctx.has_plugin(PluginRequirement(COMPONENT)):
+            if not self._has_plugin():
                 if extra or digest is not None:
                     raise PulpNotFound(
                         "aliases and digests need pulp_fedora_mirror's promote endpoint on this Pulp"
