@@ -343,3 +343,60 @@ def test_promote_command_carries_the_sig_tag(
         "testing": image.digest,
         cosign_tag(image.digest): build["sig_digest"],
     }
+
+
+@pytest.mark.parametrize("auth", ["basic", "profile"])
+def test_every_subcommand(
+    auth: str,
+    api: PulpApi,
+    pulp: PulpServer,
+    build: dict[str, Any],  # noqa: F811 (the fixture imported above)
+    export_dirs: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    """Each ``pulp fedora-mirror`` subcommand once, with command-line basic auth or a profile."""
+    home = tmp_path / "home"
+    if auth == "profile":
+        (home / "config" / "pulp").mkdir(parents=True)
+        (home / "config" / "pulp" / "cli.toml").write_text(
+            f'[cli-fm]\nbase_url = "{pulp.base_url}"\nusername = "{ADMIN_USER}"\n'
+            f'password = "{ADMIN_PASSWORD}"\nformat = "json"\n'
+        )
+        conn = ["--profile", "fm"]
+    else:
+        home.mkdir()
+        conn = ["--base-url", pulp.base_url, "--username", ADMIN_USER, "--password", ADMIN_PASSWORD]
+
+    def run(*args: str) -> Any:
+        return ok(pulp_cli(*conn, "--format", "json", "fedora-mirror", *args, home=home))
+
+    tree, meta = export_dirs
+    name = uid("every")
+    exporter = run(
+        "exporter", "create", "--name", name, "--path", str(tree), "--metadata-path", str(meta),
+        "--master-url", "https://dl.example.org/pub/containers/",
+    )  # fmt: skip
+    assert exporter["name"] == name
+    assert [e["name"] for e in run("exporter", "list", "--name", name)] == [name]
+    assert run("exporter", "show", "--name", name)["pulp_href"] == exporter["pulp_href"]
+    assert run("exporter", "update", "--name", name, "--module", "containers")["module"] == "containers"
+    repo = build["repo"]["name"]
+    summary = run(
+        "export", "run", "--exporter", name, "--repository", repo, "--version", "1", "--name", "x/app"
+    )
+    assert summary["name"] == "x/app" and "41-3" in summary["tags"]
+    task = run("export", "run", "--exporter", name, "--repository", repo, "--name", "x/app", "--background")
+    api.wait_task(task["pulp_href"])
+    assert len(run("export", "list", "--exporter", name)) == 2
+    assert run("prune", "--exporter", name, "--dry-run")["dry_run"] is True
+    stable, testing = new_repo(api), new_repo(api, "testing")
+    promoted = run("promote", "--from", repo, "--to", testing["name"], "--tag", "41-3", "--alias", "testing")
+    assert set(promoted["tags"]) == {"41-3", "testing"}
+    released = run(
+        "release", "--from", repo, "--to", stable["name"], "--tag", "41-3", "--alias", "latest",
+        "--exporter", name, "--name", "x/app",
+    )  # fmt: skip
+    assert released["export"]["tags"]["latest"] == build["image"].digest
+    assert versions(api, stable["pulp_href"]) == [0, 1]
+    run("exporter", "destroy", "--name", name)
+    one_line_error(pulp_cli(*conn, "fedora-mirror", "exporter", "show", "--name", name, home=home), name)
