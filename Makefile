@@ -34,8 +34,8 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: setup.py pyproject.toml
 	@mkdir -p $(STATE)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo ">> pip install -e .[pulp,amqp,test] into $(VENV)"
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[pulp,amqp,test]' >$(STATE)/pip.log 2>&1 \
+	@echo ">> pip install -e .[pulp,cli,amqp,test] into $(VENV)"
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[pulp,cli,amqp,test]' >$(STATE)/pip.log 2>&1 \
 		|| { grep -v "^WARNING: Location" $(STATE)/pip.log | tail -30 >&2; exit 1; }
 	@touch $@
 

@@ -28,6 +28,12 @@ setup(
             "pulpcore>=3.118,<3.130",
             "pulp-container>=2.30,<2.31",
         ],
+        # pulp-cli plugin (``pulp fedora-mirror …``) and the pulp-glue based client. pulpcore
+        # 3.123 itself requires pulp-glue<0.42, so the pair stays on the 0.41 series.
+        "cli": [
+            "pulp-cli>=0.41,<0.42",
+            "pulp-glue>=0.41,<0.42",
+        ],
         "amqp": [
             "python-qpid-proton>=0.37",
             "pika>=1.2",
@@ -58,6 +64,9 @@ setup(
         ],
         "pulpcore.plugin": [
             "pulp_fedora_mirror = pulp_fedora_mirror:default_app_config",
+        ],
+        "pulp_cli.plugins": [
+            "fedora_mirror = pulp_fedora_mirror.pulpcli",
         ],
         "fedora.messages": [
             "pulp_fedora_mirror.export.complete.v1 = pulp_fedora_mirror.notify.schema:ExportCompleteV1",

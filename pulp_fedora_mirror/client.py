@@ -1,8 +1,17 @@
-"""A small Pulp REST client for promotion and publishing, embeddable in Bodhi.
+"""The Pulp client Bodhi imports: promote a build, publish (export) a repository version, wait.
 
-Why not pulp-glue or generated bindings: Bodhi needs four calls (find a repository, find an
-exporter, ``copy_tags``, export) and clear errors, without pulling pulpcore, Django or an OpenAPI
-toolchain into its environment. Only ``requests`` is needed.
+Built on pulp-glue (the ``[cli]`` extra; no pulpcore, no Django): pulp-glue looks operations up in
+Pulp's OpenAPI description, authenticates, finds repositories and exporters by name and calls our
+plugin's endpoints through the contexts in :mod:`pulp_fedora_mirror.glue`. What stays here is
+what pulp-glue does not do (each also listed in docs/bodhi.md):
+
+- configuration from ``PULP_*`` variables and ``~/.config/fedora-mirror/pulp.toml`` (pulp-glue
+  reads only pulp-cli's ``cli.toml``, which :meth:`PulpClient.from_profile` uses);
+- typed, one-line errors with exit codes (pulp-glue raises a few generic exceptions, drops the
+  server's text on 401/403 and reports connection failures as long urllib3 reprs);
+- :meth:`PulpClient.wait` with a progress callback and a fractional timeout (pulp-glue's
+  ``wait_for_task`` only prints dots, polls once a second and raises on timeout without the task);
+- a per-request timeout (pulp-glue sets none, so a hung server would hang Bodhi).
 
 Every failure is a :class:`PulpError` subclass whose ``str()`` is one line meant for a human and
 whose ``exit_code`` is what ``fedora-mirror`` returns for it.
@@ -11,23 +20,45 @@ whose ``exit_code`` is what ``fedora-mirror`` returns for it.
 from __future__ import annotations
 
 import configparser
+import functools
 import os
 import time
 import tomllib
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
+from pulp_glue.common.authentication import GlueAuthProvider
+from pulp_glue.common.context import PluginRequirement, PulpContext, PulpEntityContext
+from pulp_glue.common.exceptions import (
+    PulpAuthenticationFailed,
+    PulpEntityNotFound,
+    PulpException,
+    PulpNotAutorized,
+)
+from pulp_glue.common.exceptions import (
+    PulpHTTPError as GlueHTTPError,
+)
+from pulp_glue.container.context import PulpContainerPushRepositoryContext, PulpContainerRepositoryContext
+
+from pulp_fedora_mirror.glue import (
+    COMPONENT,
+    PulpMirrorExportContext,
+    PulpMirrorExporterContext,
+    PulpMirrorPromoteContext,
+    error_text,
+    keep_server_errors,
+    server_message,
+)
 
 DEFAULT_CONFIG = Path("~/.config/fedora-mirror/pulp.toml")
 #: Pulp's API path below the base URL (``API_ROOT`` setting, default ``/pulp/``).
 DEFAULT_API_ROOT = "/pulp/"
-EXPORTER_ENDPOINT = "exporters/fedora_mirror/mirror/"
 #: Repository types searched by name, in order (pushed repos are plain ``container`` in 2.30).
-CONTAINER_REPO_ENDPOINTS = ("repositories/container/container/", "repositories/container/container-push/")
+CONTAINER_REPO_CONTEXTS = (PulpContainerRepositoryContext, PulpContainerPushRepositoryContext)
 
 ENV_VARS = {
     "PULP_URL": "base_url",
@@ -273,44 +304,143 @@ ProgressCallback = Callable[[Task], None]
 # --------------------------------------------------------------------------------------------- client
 
 
-def _pulp_error_text(response: requests.Response) -> str:
-    """Pulp's error body as one line (``{"detail": …}``, field errors, or a list of messages)."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = " ".join(response.text.split())[:300]
-        return text or response.reason or ""
+class _QuietContext(PulpContext):
+    """pulp-glue's context for a library: no dots or "Started background task" on the terminal."""
 
-    def flat(value: Any, prefix: str = "") -> Iterable[str]:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                yield from flat(v, "" if k in ("detail", "non_field_errors") else f"{k}: ")
-        elif isinstance(value, list):
-            for v in value:
-                yield from flat(v, prefix)
-        else:
-            yield f"{prefix}{value}"
-
-    return "; ".join(flat(body))[:500]
+    def echo(self, message: str, nl: bool = True, err: bool = False) -> None:
+        pass
 
 
 class PulpClient:
-    """Promote container tags and publish (export) repositories through Pulp's REST API."""
+    """Promote container builds and publish (export) repositories through Pulp, on pulp-glue."""
 
     def __init__(self, config: PulpConfig | None = None, session: requests.Session | None = None, **kw: Any):
-        """``PulpClient(config)`` or ``PulpClient(base_url=…, username=…, …)`` (merged with env/file)."""
-        self.config = config or load_config(kw.pop("config_file", None), **kw)
-        s = session or requests.Session()
-        c = self.config
-        if c.username is not None:
-            s.auth = (c.username, c.password or "")
-        if c.client_cert:
-            s.cert = (c.client_cert, c.client_key) if c.client_key else c.client_cert
-        s.verify = c.ca_bundle if c.ca_bundle else True
-        s.headers["Accept"] = "application/json"
-        self.session = s
+        """``PulpClient(config)`` or ``PulpClient(base_url=…, username=…, …)`` (merged with env/file).
+
+        ``session`` is accepted for compatibility and ignored: pulp-glue owns the HTTP session.
+        """
+        self.config = c = config or load_config(kw.pop("config_file", None), **kw)
+        auth = GlueAuthProvider(
+            username=c.username,
+            password=(c.password or "") if c.username is not None else None,
+            cert=c.client_cert,
+            key=c.client_key,
+        )
+        self.pulp_ctx: PulpContext = _QuietContext(
+            api_root="/" + c.api_root.strip("/") + "/",
+            api_kwargs={"base_url": c.base_url.rstrip("/"), "auth_provider": auth},
+            verify_ssl=c.ca_bundle if c.ca_bundle else True,
+        )
+        self._plugin: bool | None = None
+
+    @classmethod
+    def from_profile(cls, profile: str | None = None) -> PulpClient:
+        """A client from pulp-cli's ``cli.toml`` (``[cli]``, or ``[cli-<profile>]``)."""
+        locations = [
+            "/etc/pulp/cli.toml",
+            (os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")) + "/pulp/cli.toml",
+        ]
+        data: dict[str, Any] = {}
+        for location in locations:
+            try:
+                doc = tomllib.loads(Path(location).read_text())
+            except (FileNotFoundError, PermissionError):
+                continue
+            except tomllib.TOMLDecodeError as exc:
+                raise PulpConfigError(f"cannot parse {location}: {exc}") from None
+            data.update(doc.get("cli" if profile is None else f"cli-{profile}") or {})
+        if not data:
+            raise PulpConfigError(f"no pulp-cli profile {profile or 'cli'!r} in {' or '.join(locations)}")
+        keys = {"base_url": "base_url", "username": "username", "password": "password", "cert": "client_cert"}
+        keys.update({"key": "client_key", "api_root": "api_root"})
+        explicit = {ours: data[theirs] for theirs, ours in keys.items() if theirs in data}
+        if isinstance(data.get("verify_ssl"), str):
+            explicit["ca_bundle"] = data["verify_ssl"]
+        return cls(load_config(env={}, **explicit))
 
     # -- HTTP ------------------------------------------------------------------------------------
+
+    @property
+    def _session(self) -> requests.Session:
+        """pulp-glue's HTTP session, set up once: error bodies recorded, a default timeout.
+
+        Private pulp-glue API (``OpenAPI._session``): pulp-glue has no request timeout and no
+        public response hook. Loads Pulp's API description on first use.
+        """
+        with self._errors():
+            session = self.pulp_ctx.api._session
+        if not getattr(session, "_fedora_mirror_tuned", False):
+            keep_server_errors(self.pulp_ctx)
+            session.request = functools.partial(session.request, timeout=self.config.request_timeout)
+            session._fedora_mirror_tuned = True
+        return session
+
+    def _has_plugin(self) -> bool:
+        """Whether Pulp has pulp_fedora_mirror; asks Pulp again before saying no.
+
+        pulp-glue caches Pulp's API description (``$XDG_CACHE_HOME/squeezer/``) and never
+        refreshes it by itself, so a cache from before the plugin was installed would hide it.
+        """
+        if self._plugin is None:
+            self._session  # noqa: B018 (load the API, record error bodies)
+            if not self.pulp_ctx.has_plugin(PluginRequirement(COMPONENT)):
+                with self._errors():
+                    self.pulp_ctx.api.load_api(refresh_cache=True)
+            self._plugin = self.pulp_ctx.has_plugin(PluginRequirement(COMPONENT))
+        return self._plugin
+
+    def _who(self) -> str:
+        return f"user {self.config.username!r}" if self.config.username else "anonymous request"
+
+    def _unreachable(self, exc: BaseException) -> PulpError | None:
+        """A PulpUnreachable for a connection-level failure anywhere in ``exc``'s chain."""
+        for cause in _chain(exc):
+            if isinstance(cause, requests.exceptions.SSLError):
+                return PulpUnreachable(f"TLS error talking to {self.config.base_url}: {_reason(cause)}")
+            if isinstance(cause, requests.exceptions.Timeout):
+                return PulpUnreachable(
+                    f"Pulp at {self.config.base_url} did not answer within {self.config.request_timeout:g}s"
+                )
+            if isinstance(cause, requests.exceptions.ConnectionError):
+                return PulpUnreachable(f"cannot reach Pulp at {self.config.base_url}: {_reason(cause)}")
+            if isinstance(cause, requests.exceptions.HTTPError) and cause.response is not None:
+                status = cause.response.status_code  # the API description could not be fetched
+                return PulpHTTPError(
+                    f"cannot read Pulp's API description at {self.config.base_url}: HTTP {status}", status
+                )
+        return None
+
+    class _ErrorTranslator:
+        """Context manager turning pulp-glue/requests exceptions into our PulpError types."""
+
+        def __init__(self, client: PulpClient) -> None:
+            self.client = client
+
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, typ: Any, exc: BaseException | None, tb: Any) -> bool:
+            if exc is None or isinstance(exc, PulpError):
+                return False
+            c = self.client
+            if isinstance(exc, (PulpAuthenticationFailed, PulpNotAutorized)):
+                what = "authentication failed" if exc.status_code == 401 else "permission denied"
+                text = server_message(c.pulp_ctx, exc.status_code) or str(exc)
+                raise PulpAuthError(f"{what} ({exc.status_code}, {c._who()}): {text}") from None
+            if isinstance(exc, GlueHTTPError):
+                op = f"{exc.operation_id} " if exc.operation_id else ""
+                raise PulpHTTPError(
+                    f"{op}failed: HTTP {exc.status_code}: {error_text(str(exc))}", exc.status_code
+                ) from None
+            unreachable = c._unreachable(exc)
+            if unreachable is not None:
+                raise unreachable from None
+            if isinstance(exc, PulpException):
+                raise PulpHTTPError(" ".join(str(exc).split())[:500], 0) from None
+            return False
+
+    def _errors(self) -> PulpClient._ErrorTranslator:
+        return PulpClient._ErrorTranslator(self)
 
     def _url(self, path_or_href: str) -> str:
         if path_or_href.startswith(("http://", "https://")):
@@ -320,29 +450,29 @@ class PulpClient:
         return self.config.api_url + path_or_href
 
     def request(self, method: str, path_or_href: str, **kwargs: Any) -> Any:
-        """Send a request and return the decoded JSON, turning every failure into a PulpError."""
+        """Any REST call by path or href (for what has no pulp-glue context); decoded JSON.
+
+        Goes through pulp-glue's session (same TLS settings and client certificate); Basic
+        credentials are added per request because pulp-glue authenticates per operation.
+        """
         url = self._url(path_or_href)
-        kwargs.setdefault("timeout", self.config.request_timeout)
+        session = self._session
+        if self.config.username is not None:
+            kwargs.setdefault("auth", (self.config.username, self.config.password or ""))
+        kwargs.setdefault("allow_redirects", False)
         try:
-            r = self.session.request(method, url, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise PulpUnreachable(f"TLS error talking to {self.config.base_url}: {_reason(exc)}") from None
-        except requests.exceptions.Timeout:
-            raise PulpUnreachable(
-                f"Pulp at {self.config.base_url} did not answer within {kwargs['timeout']:g}s"
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            raise PulpUnreachable(f"cannot reach Pulp at {self.config.base_url}: {_reason(exc)}") from None
+            r = session.request(method, url, **kwargs)
         except requests.exceptions.RequestException as exc:
-            raise PulpUnreachable(f"request to {url} failed: {_reason(exc)}") from None
+            raise (
+                self._unreachable(exc) or PulpUnreachable(f"request to {url} failed: {_reason(exc)}")
+            ) from None
         if r.status_code in (401, 403):
-            who = f"user {self.config.username!r}" if self.config.username else "anonymous request"
             what = "authentication failed" if r.status_code == 401 else "permission denied"
-            raise PulpAuthError(f"{what} ({r.status_code}, {who}): {_pulp_error_text(r)}")
+            raise PulpAuthError(f"{what} ({r.status_code}, {self._who()}): {error_text(r.content)}")
         if r.status_code >= 400:
             path = urllib.parse.urlsplit(url).path
             raise PulpHTTPError(
-                f"{method} {path} failed: HTTP {r.status_code}: {_pulp_error_text(r)}", r.status_code
+                f"{method} {path} failed: HTTP {r.status_code}: {error_text(r.content)}", r.status_code
             )
         if r.status_code == 204 or not r.content:
             return {}
@@ -354,88 +484,117 @@ class PulpClient:
                 r.status_code,
             ) from None
 
-    def _find_one(self, endpoint: str, name: str) -> dict[str, Any] | None:
-        page = self.request("GET", endpoint, params={"name": name, "limit": 2})
-        results = page.get("results") or []
-        return results[0] if results else None
-
     # -- lookups ---------------------------------------------------------------------------------
+
+    def _repository_ctx(self, name: str | Mapping[str, Any]) -> PulpEntityContext:
+        """pulp-glue context of the container repository ``name`` (or href, or Pulp's dict)."""
+        self._session  # noqa: B018 (load the API, record error bodies)
+        if isinstance(name, Mapping):
+            name = str(name["pulp_href"])
+        if name.startswith("/"):
+            return PulpContainerRepositoryContext(self.pulp_ctx, pulp_href=name)
+        with self._errors():
+            for ctx_class in CONTAINER_REPO_CONTEXTS:
+                ctx = ctx_class(self.pulp_ctx, entity={"name": name})
+                try:
+                    ctx.entity  # noqa: B018 (the lookup)
+                except PulpEntityNotFound:
+                    continue
+                except PulpException as exc:
+                    if ctx_class is not PulpContainerRepositoryContext and "operation" in str(exc).lower():
+                        continue  # that repository type does not exist on this Pulp
+                    raise
+                return ctx
+        raise PulpNotFound(f"no container repository named {name!r}")
+
+    def _exporter_ctx(self, name: str | Mapping[str, Any]) -> PulpMirrorExporterContext:
+        self._session  # noqa: B018 (load the API, record error bodies)
+        with self._errors():
+            if not self._has_plugin():
+                raise PulpNotFound(
+                    "this Pulp has no fedora_mirror exporter endpoint (is pulp_fedora_mirror installed?)"
+                )
+            if isinstance(name, Mapping):
+                name = str(name["pulp_href"])
+            if name.startswith("/"):
+                return PulpMirrorExporterContext(self.pulp_ctx, pulp_href=name)
+            ctx = PulpMirrorExporterContext(self.pulp_ctx, entity={"name": name})
+            try:
+                ctx.entity  # noqa: B018 (the lookup)
+            except PulpEntityNotFound:
+                raise PulpNotFound(f"no fedora_mirror exporter named {name!r}") from None
+            return ctx
 
     def find_repository(self, name: str) -> dict[str, Any]:
         """The container repository called ``name`` (an href is fetched as is)."""
-        if name.startswith("/"):
-            return self.request("GET", name)
-        for endpoint in CONTAINER_REPO_ENDPOINTS:
-            try:
-                found = self._find_one(endpoint, name)
-            except PulpHTTPError as exc:
-                if exc.status == 404:  # that repository type does not exist on this Pulp
-                    continue
-                raise
-            if found:
-                return found
-        raise PulpNotFound(f"no container repository named {name!r}")
+        with self._errors():
+            return dict(self._repository_ctx(name).entity)
 
     def find_exporter(self, name: str) -> dict[str, Any]:
         """The fedora_mirror exporter called ``name`` (an href is fetched as is)."""
-        if name.startswith("/"):
-            return self.request("GET", name)
-        try:
-            found = self._find_one(EXPORTER_ENDPOINT, name)
-        except PulpHTTPError as exc:
-            if exc.status == 404:
-                raise PulpNotFound(
-                    "this Pulp has no fedora_mirror exporter endpoint (is pulp_fedora_mirror installed?)"
-                ) from None
-            raise
-        if not found:
-            raise PulpNotFound(f"no fedora_mirror exporter named {name!r}")
-        return found
+        with self._errors():
+            return dict(self._exporter_ctx(name).entity)
 
-    def _href(self, value: str | Mapping[str, Any], kind: str) -> str:
-        if isinstance(value, Mapping):
-            return str(value["pulp_href"])
-        if value.startswith("/"):
-            return value
-        found = self.find_repository(value) if kind == "repository" else self.find_exporter(value)
-        return str(found["pulp_href"])
+    def check_exporter(self, name: str | Mapping[str, Any]) -> None:
+        """Raise PulpNotFound for an unknown exporter name (nothing to check without the plugin:
+        publish says then that it is missing)."""
+        with self._errors():
+            if self._has_plugin():
+                self._exporter_ctx(name)
 
-    def _task(self, response: Mapping[str, Any]) -> Task:
-        href = response.get("task")
-        if not href:
-            raise PulpHTTPError(f"Pulp did not return a task: {dict(response)}", 200)
-        return Task(str(href), {"state": "waiting"})
+    def _task(self, data: Mapping[str, Any]) -> Task:
+        href = data.get("pulp_href") or data.get("task")
+        if not href or "/tasks/" not in str(href):
+            raise PulpHTTPError(f"Pulp did not return a task: {dict(data)}", 200)
+        return Task(str(href), dict(data) if "state" in data else {"state": "waiting"})
 
     # -- operations ------------------------------------------------------------------------------
 
     def promote(
-        self, from_repo: str | Mapping[str, Any], to_repo: str | Mapping[str, Any], tags: Iterable[str]
+        self,
+        from_repo: str | Mapping[str, Any],
+        to_repo: str | Mapping[str, Any],
+        tags: Iterable[str],
+        *,
+        aliases: Iterable[str] = (),
+        digest: str | None = None,
     ) -> Task:
-        """Copy ``tags`` (with every manifest and blob they reference) from one repository to another.
+        """Copy builds from one repository to another in ONE new version of ``to_repo``.
 
-        pulp-container ``POST <to>/copy_tags/``; the task creates a new version of ``to_repo``.
+        ``tags`` are copied under their own names; ``digest`` names a build by manifest (list)
+        digest instead; ``aliases`` are more tags for that one build (Bodhi's ``41-3`` + ``41`` +
+        ``latest``). Everything the builds reference and their signatures come along
+        (``POST /pulp/api/v3/fedora_mirror/promote/``). On a Pulp without pulp_fedora_mirror, plain
+        tags fall back to pulp-container's ``copy_tags`` (no signatures).
         """
-        names = list(tags)
-        if not names:
-            raise PulpConfigError("promote needs at least one tag")
-        src = self._href(from_repo, "repository")
-        dst = self._href(to_repo, "repository")
-        body = {"source_repository": src, "names": names}
-        return self._task(self.request("POST", dst + "copy_tags/", json=body))
-
-    def carry_signatures(self, from_repo: str | Mapping[str, Any], to_repo: str | Mapping[str, Any]) -> Task:
-        """Add the signatures ``from_repo`` has for the manifests ``to_repo`` now holds.
-
-        pulp-container's ``copy_tags`` leaves signatures behind; this plugin's
-        ``fedora_mirror/carry_signatures/`` task adds them (simple-signing ``ManifestSignature``
-        content and sigstore ``sha256-<hex>.sig`` tags). Dispatched right after a promotion, it runs
-        after it (both lock the destination) and sees the promoted manifests.
-        """
-        body = {
-            "source_repository": self._href(from_repo, "repository"),
-            "repository": self._href(to_repo, "repository"),
-        }
-        return self._task(self.request("POST", "fedora_mirror/carry_signatures/", json=body))
+        names, extra = list(tags), list(aliases)
+        if not names and digest is None:
+            raise PulpConfigError("promote needs at least one tag (or a digest)")
+        if digest is not None and not extra:
+            raise PulpConfigError("a build given by digest needs at least one alias (the tag to create)")
+        with self._errors():
+            src = self._repository_ctx(from_repo)
+            dst = self._repository_ctx(to_repo)
+            if not self._has_plugin():
+                if extra or digest is not None:
+                    raise PulpNotFound(
+                        "aliases and digests need pulp_fedora_mirror's promote endpoint on this Pulp"
+                    )
+                src_version = src.entity["latest_version_href"]
+                body = {"source_repository_version": src_version, "names": names}
+                task = dst.call(
+                    "copy_tags", parameters={dst.HREF: dst.pulp_href}, body=body, non_blocking=True
+                )
+                return self._task(task)
+            body: dict[str, Any] = {
+                "source_repository": src.pulp_href,
+                "destination_repository": dst.pulp_href,
+                "tags": names,
+                "aliases": extra,
+            }
+            if digest is not None:
+                body["digest"] = digest
+            return self._task(PulpMirrorPromoteContext(self.pulp_ctx).promote(body, non_blocking=True))
 
     def publish(
         self,
@@ -450,23 +609,26 @@ class PulpClient:
         ``name`` is the registry name written to the metadata (default: the exporter's choice).
         """
         body: dict[str, Any] = {}
-        # The repository first: its endpoint always exists, so bad credentials show up as 401
-        # rather than as the 404 Pulp gives for a missing plugin endpoint before checking auth.
-        if repository_version:
-            body["repository_version"] = repository_version
-        elif repository is not None:
-            body["repository"] = self._href(repository, "repository")
-        else:
-            raise PulpConfigError("publish needs a repository or a repository version")
-        exp = self._href(exporter, "exporter")
-        if name:
-            body["name"] = name
-        return self._task(self.request("POST", exp + "exports/", json=body))
+        with self._errors():
+            # The repository first: its endpoint always exists, so bad credentials show up as 401
+            # rather than as a missing plugin.
+            if repository_version:
+                body["repository_version"] = repository_version
+            elif repository is not None:
+                body["repository"] = self._repository_ctx(repository).pulp_href
+            else:
+                raise PulpConfigError("publish needs a repository or a repository version")
+            exp = self._exporter_ctx(exporter)
+            if name:
+                body["name"] = name
+            return self._task(PulpMirrorExportContext(self.pulp_ctx, exp.entity).run(body, non_blocking=True))
 
     def get_task(self, task: Task | str) -> Task:
-        """Fetch the current state of a task."""
+        """Fetch the current state of a task (pulp-glue's ``tasks_read``)."""
         href = task.href if isinstance(task, Task) else task
-        return Task(href, self.request("GET", href))
+        self._session  # noqa: B018 (error recording and timeout on the session)
+        with self._errors():
+            return Task(href, self.pulp_ctx.api.call("tasks_read", parameters={"task_href": href}))
 
     def wait(
         self,
@@ -509,6 +671,8 @@ class PulpClient:
         exporter: str,
         name: str | None = None,
         *,
+        aliases: Iterable[str] = (),
+        digest: str | None = None,
         progress_callback: ProgressCallback | None = None,
         timeout: float | None = None,
     ) -> tuple[Task, Task]:
@@ -518,10 +682,11 @@ class PulpClient:
         publish. If the tags were already there (no new version) the repository's latest is used.
         """
         started = time.monotonic()
-        promoted = self.wait(self.promote(from_repo, to_repo, tags), progress_callback, timeout)
-        carried = self.wait(self.carry_signatures(from_repo, to_repo), progress_callback, timeout)
-        # the signatures' version, when they added one, holds the promotion too
-        versions = [h for t in (carried, promoted) for h in t.created_resources if "/versions/" in h]
+        self.check_exporter(exporter)  # an unknown exporter fails before anything changes
+        promoted = self.wait(
+            self.promote(from_repo, to_repo, tags, aliases=aliases, digest=digest), progress_callback, timeout
+        )
+        versions = [h for h in promoted.created_resources if "/versions/" in h]
         remaining = None if timeout is None else max(1.0, timeout - (time.monotonic() - started))
         task = self.publish(to_repo, exporter, name, repository_version=versions[0] if versions else None)
         published = self.wait(task, progress_callback, remaining)
@@ -533,6 +698,16 @@ class PulpClient:
             if "/exports/" in href:
                 return self.request("GET", href)
         return None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes/contexts (pulp-glue re-raises requests errors as its own)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        yield cur
+        cur = cur.__cause__ or cur.__context__
 
 
 def _reason(exc: BaseException) -> str:

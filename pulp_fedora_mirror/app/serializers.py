@@ -334,3 +334,108 @@ class MirrorPruneSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField(
         help_text=_("Only report what would be removed."), required=False, default=False
     )
+
+
+#: pulp-container's rule for tag names (``pulp_container.app.serializers.VALID_TAG_REGEX``).
+TAG_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+
+
+def _tag_field(help_text: str) -> serializers.RegexField:
+    return serializers.RegexField(
+        regex=TAG_REGEX,
+        max_length=128,
+        help_text=help_text,
+        error_messages={
+            "invalid": _(
+                "'{value}' is not a valid tag: ASCII letters, digits, '_', '.', '-', not starting "
+                "with '.' or '-'."
+            )
+        },
+    )
+
+
+class MirrorPromoteSerializer(serializers.Serializer):
+    """Body of ``POST /pulp/api/v3/fedora_mirror/promote/``: one build, all its tags, one version."""
+
+    source_repository = _RepositoryField(
+        help_text=_(
+            "Container repository to promote from (its latest version). Or source_repository_version."
+        ),
+        view_name_pattern=r"repositories(-.*/.*)-detail",
+        queryset=ContainerRepository.objects.all(),
+        required=False,
+    )
+    source_repository_version = _RepositoryVersionField(
+        help_text=_("Exact container repository version to promote from."), required=False
+    )
+    destination_repository = _RepositoryField(
+        help_text=_("Container repository that gets the new version (e.g. the stable one)."),
+        view_name_pattern=r"repositories(-.*/.*)-detail",
+        queryset=ContainerRepository.objects.all(),
+    )
+    tags = serializers.ListField(
+        child=_tag_field(_("A tag of the source version.")),
+        required=False,
+        default=list,
+        help_text=_("Source tags, each copied under its own name (with aliases: exactly one)."),
+    )
+    digest = serializers.RegexField(
+        regex=r"^sha256:[0-9a-f]{64}$",
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=_("Digest of a manifest (list) of the source version: the build, instead of a tag."),
+        error_messages={"invalid": _("digest must look like sha256:<64 lower-case hex digits>")},
+    )
+    aliases = serializers.ListField(
+        child=_tag_field(_("A tag name to create in the destination.")),
+        required=False,
+        default=list,
+        help_text=_("More tags for the build, e.g. ['41', 'latest'] (or ['testing'])."),
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Pin the source version and check the build exists there, so the task cannot miss it."""
+        from pulp_fedora_mirror.app.tasks.promote import resolve_build
+
+        has_repo = data.get("source_repository") is not None
+        has_rv = data.get("source_repository_version") is not None
+        if has_repo == has_rv:
+            raise serializers.ValidationError(
+                _("Exactly one of 'source_repository' or 'source_repository_version' must be given.")
+            )
+        if has_repo:
+            version = data["source_repository"].cast().latest_version()
+        else:
+            version = data["source_repository_version"]
+        source = version.repository.cast()
+        if not isinstance(source, ContainerRepository):
+            raise serializers.ValidationError(
+                {"source_repository_version": _("Not a container repository version.")}
+            )
+        tags, digest, aliases = data["tags"], data["digest"], data["aliases"]
+        if not tags and digest is None:
+            raise serializers.ValidationError(_("Give the build as 'tags' (a tag name) or 'digest'."))
+        if tags and digest is not None:
+            raise serializers.ValidationError(_("Give the build either by 'tags' or by 'digest', not both."))
+        if digest is not None and not aliases:
+            raise serializers.ValidationError(
+                {"aliases": _("A build given by digest needs at least one alias.")}
+            )
+        if aliases and len(tags) > 1:
+            raise serializers.ValidationError(
+                {"aliases": _("Aliases name one build: give exactly one tag (or a digest) with them.")}
+            )
+        names = [*tags, *aliases]
+        if len(set(names)) != len(names):
+            raise serializers.ValidationError(_("A tag name is given twice: {}.").format(", ".join(names)))
+        try:
+            for name in tags:
+                resolve_build(version, name, None)
+            if digest is not None:
+                resolve_build(version, None, digest)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        data["source_repository_version"] = version
+        data["destination_repository"] = data["destination_repository"].cast()
+        return data

@@ -1,13 +1,17 @@
 """REST endpoints: thin viewsets that validate and dispatch tasks (pulp_file style).
 
 ``/pulp/api/v3/exporters/fedora_mirror/mirror/`` (CRUD + ``prune/``) and
-``…/mirror/<pk>/exports/`` (run an export, list/read/delete export records).
+``…/mirror/<pk>/exports/`` (run an export, list/read/delete export records), and
+``/pulp/api/v3/fedora_mirror/promote/`` (one build, several tags, one repository version; routed
+in ``urls.py`` since it belongs to no model).
 """
 
 from __future__ import annotations
 
+from gettext import gettext as _
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from pulpcore.plugin.serializers import AsyncOperationResponseSerializer, ExporterSerializer
@@ -20,12 +24,15 @@ from pulpcore.plugin.viewsets import (
     RolesMixin,
 )
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.viewsets import ViewSet
 
 from pulp_fedora_mirror.app import tasks
 from pulp_fedora_mirror.app.models import MirrorExport, MirrorExporter
 from pulp_fedora_mirror.app.serializers import (
     MirrorExporterSerializer,
     MirrorExportSerializer,
+    MirrorPromoteSerializer,
     MirrorPruneSerializer,
 )
 
@@ -207,6 +214,67 @@ class MirrorExportViewSet(ExportViewSet):
                 "name": serializer.validated_data["name"],
                 # The version's href, cheap here (the API's URL resolver is warm), ~0.4 s in the task.
                 "source_href": f"{get_url(repo_version.repository.cast())}versions/{repo_version.number}/",
+            },
+        )
+        return OperationPostponedResponse(task, request)
+
+
+def _has_perm(user: Any, permission: str, obj: Any) -> bool:
+    """Model-wide, domain or object permission (pulpcore's has_model_or_domain_or_obj_perms)."""
+    if user.has_perm(permission) or user.has_perm(permission, obj):
+        return True
+    return bool(settings.DOMAIN_ENABLED and user.has_perm(permission, obj=obj.pulp_domain))
+
+
+class MirrorPromoteViewSet(ViewSet):
+    """
+    <!-- User-facing documentation, rendered as html-->
+    Promote one build to several tags in one new repository version: Bodhi's
+    `<version>-<release>`, `<version>`, `latest` (or `testing`) scheme. The build (a manifest or
+    manifest list, given by a source tag or digest) comes with everything it references and with
+    its signatures (pulp-container signatures and sigstore `sha256-<hex>.sig` tags).
+    """
+
+    serializer_class = MirrorPromoteSerializer
+    # Everyone authenticated may ask; create() checks the two repositories like pulp-container's
+    # copy_tags (modify_content on the destination, view on the source). Object-level conditions
+    # of an access policy need a model viewset's get_object(), which this endpoint does not have.
+    DEFAULT_ACCESS_POLICY = {
+        "statements": [{"action": ["create"], "principal": "authenticated", "effect": "allow"}]
+    }
+
+    @extend_schema(
+        request=MirrorPromoteSerializer,
+        description="Trigger a task that gives one build all its tags in one new version of the "
+        "destination repository (exclusive on it, like pulp-container's copy_tags).",
+        summary="Promote a build",
+        responses={202: AsyncOperationResponseSerializer},
+    )
+    def create(self, request: Any, **kwargs: Any) -> OperationPostponedResponse:
+        """Validate, check permissions, dispatch ``promote_build``."""
+        serializer = MirrorPromoteSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        version = data["source_repository_version"]
+        source = version.repository.cast()
+        destination = data["destination_repository"]
+        user = request.user
+        if not _has_perm(user, "container.view_containerrepository", source):
+            raise PermissionDenied(_("You may not view the source repository '{}'.").format(source.name))
+        if not _has_perm(user, "container.modify_content_containerrepository", destination):
+            raise PermissionDenied(
+                _("You may not modify the content of repository '{}'.").format(destination.name)
+            )
+        task = dispatch(
+            tasks.promote_build,
+            exclusive_resources=[destination],
+            shared_resources=[source],
+            kwargs={
+                "source_version_pk": str(version.pk),
+                "destination_pk": str(destination.pk),
+                "tags": list(data["tags"]),
+                "digest": data["digest"],
+                "aliases": list(data["aliases"]),
             },
         )
         return OperationPostponedResponse(task, request)

@@ -30,18 +30,51 @@ def _common(p: argparse.ArgumentParser) -> None:
     o.add_argument("--timeout", type=float, default=None, help="give up waiting after SECONDS (exit 1)")
 
 
+def _build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_repo", required=True, metavar="CANDIDATE_REPO")
+    p.add_argument("--to", dest="to_repo", required=True, metavar="STABLE_REPO")
+    p.add_argument(
+        "--tag",
+        dest="tags",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="a build by its source tag, copied under the same name (repeatable without --alias)",
+    )
+    p.add_argument(
+        "--digest", metavar="sha256:HEX", help="the build by manifest (list) digest instead of --tag"
+    )
+    p.add_argument(
+        "--alias",
+        dest="aliases",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="another tag for the (single) build, repeatable: --alias 41 --alias latest (or testing)",
+    )
+
+
+def _check_build_args(args: argparse.Namespace) -> None:
+    if not args.tags and not args.digest:
+        raise CliError("give the build with --tag TAG (or --digest sha256:HEX)", 2)
+    if args.tags and args.digest:
+        raise CliError("give the build with --tag or --digest, not both", 2)
+    if args.digest and not args.aliases:
+        raise CliError("--digest needs at least one --alias (the tag to create)", 2)
+    if args.aliases and len(args.tags) > 1:
+        raise CliError("--alias names one build: give a single --tag (or --digest) with it", 2)
+
+
 def register(subparsers: Any) -> None:
     """Add ``promote``, ``publish`` and ``release``."""
     p = subparsers.add_parser(
         "promote",
-        help="copy tags from a candidate repository to a stable one in Pulp",
-        description="Copy tags (with all manifests and blobs they reference) between Pulp container "
-        "repositories (pulp-container copy_tags), then the source's signatures of those manifests "
-        "(simple-signing and sha256-<hex>.sig tags; fedora_mirror/carry_signatures/).",
+        help="copy a build from a candidate repository to a stable (or testing) one in Pulp",
+        description="Copy builds (with all manifests, blobs and signatures they reference) between "
+        "Pulp container repositories in ONE new repository version: --tag 41-3 --alias 41 --alias "
+        "latest gives the build all three tags at once (Bodhi's scheme).",
     )
-    p.add_argument("--from", dest="from_repo", required=True, metavar="CANDIDATE_REPO")
-    p.add_argument("--to", dest="to_repo", required=True, metavar="STABLE_REPO")
-    p.add_argument("--tag", dest="tags", action="append", required=True, metavar="TAG", help="repeatable")
+    _build_args(p)
     _common(p)
     p.set_defaults(func=run_promote)
 
@@ -59,12 +92,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "release",
         help="promote, then publish the promoted repository version",
-        description="promote (with signatures) + publish: the export uses exactly the repository "
-        "version the promotion created. --no-wait still waits for the promotion, not for the export.",
+        description="promote + publish: the export uses exactly the repository version the promotion "
+        "created. --no-wait still waits for the promotion, not for the export.",
     )
-    p.add_argument("--from", dest="from_repo", required=True, metavar="CANDIDATE_REPO")
-    p.add_argument("--to", dest="to_repo", required=True, metavar="STABLE_REPO")
-    p.add_argument("--tag", dest="tags", action="append", required=True, metavar="TAG")
+    _build_args(p)
     p.add_argument("--exporter", required=True, metavar="NAME")
     p.add_argument("--name", metavar="REGISTRY_NAME")
     _common(p)
@@ -129,7 +160,14 @@ class ProgressPrinter:
 
 
 def _client(args: argparse.Namespace) -> Any:
-    from pulp_fedora_mirror.client import PulpClient, PulpError, load_config
+    try:
+        from pulp_fedora_mirror.client import PulpClient, PulpError, load_config
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "pulp_glue":
+            raise CliError(
+                "talking to Pulp needs pulp-glue: pip install 'pulp-fedora-mirror[cli]'", 2
+            ) from None
+        raise
 
     try:
         config = load_config(
@@ -147,11 +185,13 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace, action: Any) -> int:
-    from pulp_fedora_mirror.client import PulpError
-
     if args.timeout is not None and args.timeout <= 0:
         raise CliError("--timeout must be positive", 2)
+    if hasattr(args, "aliases"):
+        _check_build_args(args)
     client = _client(args)
+    from pulp_fedora_mirror.client import PulpError
+
     progress = None if args.json else ProgressPrinter()
     try:
         result = action(client, progress)
@@ -173,15 +213,13 @@ def run_promote(args: argparse.Namespace) -> int:
     """``fedora-mirror promote``."""
 
     def action(client: Any, progress: Any) -> dict[str, Any]:
-        task = client.promote(args.from_repo, args.to_repo, args.tags)
-        # queued behind the promotion (both lock the destination), so it sees the promoted manifests
-        sig_task = client.carry_signatures(args.from_repo, args.to_repo)
+        task = client.promote(
+            args.from_repo, args.to_repo, args.tags, aliases=args.aliases, digest=args.digest
+        )
         if not args.no_wait:
             task = client.wait(task, progress, args.timeout)
-            sig_task = client.wait(sig_task, progress, args.timeout)
         out = _task_json(task)
-        out["signatures"] = _task_json(sig_task)
-        tags = ", ".join(args.tags)
+        tags = ", ".join([*args.tags, *([args.digest] if args.digest else []), *args.aliases])
         if args.no_wait:
             out["lines"] = [task.href]
         else:
@@ -190,9 +228,6 @@ def run_promote(args: argparse.Namespace) -> int:
                 f"promoted {tags} from {args.from_repo} to {args.to_repo}: "
                 + (f"new version {version}" if version else "nothing changed (tags already there)")
             ]
-            sig_version = next((h for h in sig_task.created_resources if "/versions/" in h), None)
-            if sig_version:
-                out["lines"].append(f"added their signatures: new version {sig_version}")
         if args.json:
             out.pop("lines")
         return out
@@ -239,12 +274,13 @@ def run_release(args: argparse.Namespace) -> int:
 
     def action(client: Any, progress: Any) -> dict[str, Any]:
         started = time.monotonic()
+        client.check_exporter(args.exporter)  # an unknown exporter fails before anything changes
         promoted = client.wait(
-            client.promote(args.from_repo, args.to_repo, args.tags), progress, args.timeout
+            client.promote(args.from_repo, args.to_repo, args.tags, aliases=args.aliases, digest=args.digest),
+            progress,
+            args.timeout,
         )
-        carried = client.wait(client.carry_signatures(args.from_repo, args.to_repo), progress, args.timeout)
-        # the signatures' version, when they added one, holds the promotion too
-        versions = [h for t in (carried, promoted) for h in t.created_resources if "/versions/" in h]
+        versions = [h for h in promoted.created_resources if "/versions/" in h]
         task = client.publish(
             args.to_repo, args.exporter, args.name, repository_version=versions[0] if versions else None
         )
@@ -253,7 +289,6 @@ def run_release(args: argparse.Namespace) -> int:
             task = client.wait(task, progress, left)
         out = _publish_result(client, task, args)
         out["promote"] = _task_json(promoted)
-        out["signatures"] = _task_json(carried)
         if args.json:
             out.pop("lines")
         return out

@@ -204,26 +204,32 @@ def test_only_an_admin_lets_protected_content_into_a_tree(
     creator.run(creator.delete(exp["pulp_href"]))
 
 
-def test_carry_signatures_needs_copy_tags_rights(
+def test_promote_needs_copy_tags_rights(
     api: PulpApi, make_user: Callable[..., PulpApi], synced_repo: Any
 ) -> None:
-    """``fedora_mirror/carry_signatures/`` asks what copy_tags asks: modify the destination, read
-    the source. Anonymous 401, a user without roles 403, a content manager may; nothing to carry
-    (the fixture is unsigned) creates no version."""
-    dest = api.ok(api.post("repositories/container/container/", {"name": uid("carry")}), 201)
-    body = {"source_repository": synced_repo.href, "repository": dest["pulp_href"]}
+    """``fedora_mirror/promote/`` asks what copy_tags asks: modify the destination, read the
+    source. Anonymous 401, a user without roles 403, a content manager may; a body without a
+    source is a 400."""
+    dest = api.ok(api.post("repositories/container/container/", {"name": uid("promote")}), 201)
+    body = {
+        "source_repository": synced_repo.href,
+        "destination_repository": dest["pulp_href"],
+        "tags": ["latest"],
+    }
     try:
         anonymous = PulpApi(api.base_url, "", "")
         anonymous.s.auth = None
-        assert anonymous.post("fedora_mirror/carry_signatures/", body).status_code == 401
+        assert anonymous.post("fedora_mirror/promote/", body).status_code == 401
         nobody = make_user()
-        r = nobody.post("fedora_mirror/carry_signatures/", body)
+        r = nobody.post("fedora_mirror/promote/", body)
         assert r.status_code == 403, r.text
         manager = make_user("container.containerrepository_content_manager")
-        task = manager.run(manager.post("fedora_mirror/carry_signatures/", body))
+        task = manager.run(manager.post("fedora_mirror/promote/", body))
         assert task["state"] == "completed"
-        assert not [h for h in task["created_resources"] if "/versions/" in h]
-        bad = api.post("fedora_mirror/carry_signatures/", {"repository": dest["pulp_href"]})
+        assert [h for h in task["created_resources"] if "/versions/1/" in h]
+        bad = api.post(
+            "fedora_mirror/promote/", {"destination_repository": dest["pulp_href"], "tags": ["latest"]}
+        )
         assert bad.status_code == 400, bad.text
     finally:
         api.delete(dest["pulp_href"])
