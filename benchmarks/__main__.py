@@ -22,6 +22,7 @@ BENCHMARKS = {
     "export": ("benchmarks.export_bench", "Mirror export (issue 2)"),
     "pulp": ("benchmarks.pulp_bench", "Pulp: MirrorExporter vs FilesystemExporter (issue 2)"),
     "crane": ("benchmarks.crane_bench", "crane_fedora vs nginx (issue 5)"),
+    "hotpath": ("benchmarks.hotpath_bench", "crane_fedora hot path in process (issue 11)"),
 }
 
 
