@@ -16,8 +16,10 @@ from werkzeug.exceptions import HTTPException
 from crane_fedora.config import Config, ConfigError, load_config
 from crane_fedora.fastpath import FastPath
 from crane_fedora.metadata.store import MetadataStore
+from crane_fedora.metrics import Metrics
 from crane_fedora.registry import API_HEADER, NOSNIFF, Registry, error_body
 from crane_fedora.views import admin as admin_views
+from crane_fedora.views import metrics as metrics_views
 from crane_fedora.views import registry as registry_views
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ class CraneState:
     config: Config
     store: MetadataStore
     registry: Registry
+    #: None when ``[metrics] enable = false``.
+    metrics: Metrics | None = None
 
 
 def _serve_content_usable(config: Config) -> bool:
@@ -96,13 +100,18 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
 
         store.listener = Listener(config, store)
     registry = Registry(config, store, _serve_content_usable(config))
+    metrics = Metrics(store) if config.metrics else None
+    if metrics is not None:
+        registry.on_redirect = metrics.count_redirect
 
     app = Flask(__name__)
     app.config["DEBUG"] = config.debug
     app.url_map.merge_slashes = False
-    app.extensions["crane_fedora"] = CraneState(config, store, registry)
+    app.extensions["crane_fedora"] = CraneState(config, store, registry, metrics)
     app.register_blueprint(registry_views.bp)
     app.register_blueprint(admin_views.bp)
+    if metrics is not None:
+        app.register_blueprint(metrics_views.bp)
     _install_error_handlers(app)
 
     @app.after_request
@@ -118,7 +127,9 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
             resp.headers.setdefault(*API_HEADER)
         return resp
 
-    app.wsgi_app = FastPath(app.wsgi_app, registry, fast=config.fast_path)  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(  # type: ignore[method-assign]
+        app.wsgi_app, registry, fast=config.fast_path, metrics=metrics
+    )
     log.info("crane_fedora ready: %d repositories from %s", len(store.index.repos), store.data_dir)
     return app
 

@@ -264,6 +264,8 @@ class Config:
     notify_certfile: str = setting("notifications", "certfile", "")
     notify_keyfile: str = setting("notifications", "keyfile", "")
     notify_reconnect_max_delay: int = setting("notifications", "reconnect_max_delay", 30, _integer(minimum=1))
+    # [metrics]: GET /metrics (Prometheus text format) on the same port
+    metrics: bool = setting("metrics", "enable", True, _boolean)
 
     @property
     def dn_environ_key(self) -> str:

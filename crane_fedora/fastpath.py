@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from crane_fedora.metrics import Metrics, endpoint_of
 from crane_fedora.registry import STATUS, FileBody, Registry, error
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,16 @@ def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
     return chunks()
 
 
+def _counting(start_response: Callable, metrics: Metrics, endpoint: str) -> Callable:
+    """``start_response`` that counts the request's status (requests Flask answers)."""
+
+    def counted(status: str, headers: list, exc_info: object = None) -> Callable:
+        metrics.count_request(endpoint, status)
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+    return counted
+
+
 class FastPath:
     """``app.wsgi_app`` wrapper: ``/v2`` and ``/v2/...`` go to the registry, the rest to Flask.
 
@@ -38,22 +49,30 @@ class FastPath:
     hands ``/v2`` to Flask too.
     """
 
-    def __init__(self, app: Callable, registry: Registry, fast: bool = True) -> None:
+    def __init__(
+        self, app: Callable, registry: Registry, fast: bool = True, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.registry = registry
         self.store = registry.store
         self.fast = fast
+        self.metrics = metrics
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         self.store.ensure_poller()
         path = environ.get("PATH_INFO", "")
+        metrics = self.metrics
         if not self.fast or path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
-            return self.app(environ, start_response)
+            if metrics is None:
+                return self.app(environ, start_response)
+            return self.app(environ, _counting(start_response, metrics, endpoint_of(path)))
         try:
             status, headers, body = self.registry.handle(environ)
         except Exception:  # never a traceback page; the error is logged with its request
             log.exception("error answering %r %r", environ.get("REQUEST_METHOD"), path[:300])
             status, headers, body = error(500, "UNKNOWN", "internal server error")
+        if metrics is not None:
+            metrics.count_request(endpoint_of(path), status)
         start_response(status, headers)
         if isinstance(body, FileBody):
             return file_iter(environ, body)

@@ -15,6 +15,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,6 +68,8 @@ class MetadataStore:
         self._missing_logged = False
         #: Started and stopped with the poller (see :meth:`ensure_poller`); set by create_app.
         self.listener: Startable | None = None
+        #: Called with the seconds of every refresh that rebuilt the index (metrics); set by create_app.
+        self.on_reload: Callable[[float], None] | None = None
 
     # -- scanning ---------------------------------------------------------------------------
     def _scan(self) -> dict[str, Signature] | None:
@@ -151,8 +154,11 @@ class MetadataStore:
             gc.collect(1)  # young cyclic garbage first, so that freezing below cannot pin it
             gc.disable()
             changed = False
+            started = time.monotonic()
             try:
                 changed = self._refresh()
+                if changed and self.on_reload is not None:
+                    self.on_reload(time.monotonic() - started)
                 return changed
             finally:
                 if gc_enabled:
