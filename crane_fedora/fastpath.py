@@ -62,6 +62,8 @@ class FastPath:
         self.store.ensure_poller()
         path = environ.get("PATH_INFO", "")
         metrics = self.metrics
+        if metrics is not None:
+            metrics.ensure_flusher()
         if not self.fast or path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
             if metrics is None:
                 return self.app(environ, start_response)

@@ -10,41 +10,69 @@ processes, each with its own counters; with ``PROMETHEUS_MULTIPROC_DIR`` set (an
 cleared before each server start, shared by the workers), every process writes its counters there
 and a scrape from any worker adds them all up. Without it each process reports only its own.
 
-Why the per-request work is a pre-bound ``inc``: the registry answers a manifest GET in a few
-microseconds, so the request path must not pay for ``labels()`` (a lock and a tuple look-up);
-benchmarks/hotpath_bench.py measures what is left against the 5% budget.
+Why the request path only tallies: the registry answers a manifest GET in a few microseconds, and
+a prometheus ``inc`` (a lock; in multi-process mode an mmap write) cost more than the 5% budget
+(benchmarks/hotpath_bench.py). Requests bump an ``itertools.count``; a thread per worker process
+moves the tallies into the prometheus counters every :data:`FLUSH_SECONDS`, and a scrape flushes
+its own worker first, so other workers' counts are at most that old.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from crane_fedora.metadata.store import MetadataStore
 
+log = logging.getLogger(__name__)
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: How stale another worker's counts may be in a scrape (each worker flushes this often).
+FLUSH_SECONDS = 1.0
 #: Endpoint labels (a fixed set: never built from the path).
 V2_ENDPOINTS = {"manifests": "manifest", "blobs": "blob", "tags": "tags"}
 
 
 def endpoint_of(path: str) -> str:
-    """The endpoint label of a request path, from its shape only."""
-    if path[:3] == "/v2" and (len(path) == 3 or path[3] == "/"):
-        if len(path) <= 4:
-            return "base"
+    """The endpoint label of a request path, from its shape only (substring tests: cheap)."""
+    if path[:4] == "/v2/" and len(path) > 4:
+        if "/manifests/" in path:
+            return "manifest"
+        if "/blobs/" in path:
+            return "blob"
+        if path[-10:] == "/tags/list":
+            return "tags"
         if path == "/v2/_catalog":
             return "catalog"
-        parts = path.rsplit("/", 2)
-        if len(parts) == 3:
-            return V2_ENDPOINTS.get(parts[1], "v2_other")
+        return "v2_other"
+    if path == "/v2" or path == "/v2/":
+        return "base"
+    if path[:3] == "/v2":
         return "v2_other"
     if path == "/metrics":
         return "metrics"
     if path == "/healthz":
         return "healthz"
     return "other"
+
+
+def _flush_every(metrics_ref: weakref.ref, stop: threading.Event) -> None:
+    """Flush loop; holds only a weak reference, so a discarded app's thread ends by itself."""
+    while not stop.wait(FLUSH_SECONDS):
+        metrics = metrics_ref()
+        if metrics is None:
+            return
+        try:
+            metrics.flush()
+        except Exception:  # never let metrics end the thread; counts stay tallied
+            log.exception("flushing metrics failed")
+        del metrics
 
 
 class _SnapshotCollector:
@@ -109,25 +137,67 @@ class Metrics:
         self._snapshot = _SnapshotCollector(store)
         if not self.multiprocess:
             self.registry.register(self._snapshot)
-        self._request_inc: dict[tuple[str, str], Callable[[], None]] = {}
-        self._redirect_inc = {t: self.redirects.labels(t).inc for t in ("master", "mirror")}
         store.on_reload = self.reloads.observe
+        #: Per-process tallies: ``next()`` on an ``itertools.count`` is one atomic C call, where a
+        #: prometheus ``inc`` takes a lock (and in multi-process mode writes an mmap): the request
+        #: path only tallies, :meth:`flush` moves the tallies into the prometheus counters.
+        self._tallies: dict[tuple[str, ...], itertools.count] = {
+            ("redirect", target): itertools.count() for target in ("master", "mirror")
+        }
+        self._flushed: dict[tuple[str, ...], int] = {}
+        self._flush_lock = threading.Lock()
+        self._pid = 0
+        self._stop = threading.Event()
 
     def count_request(self, endpoint: str, status: str) -> None:
         """Count one answered request; ``status`` is the WSGI status line (``"200 OK"``)."""
         key = (endpoint, status[:3])
-        inc = self._request_inc.get(key)
-        if inc is None:
-            inc = self._request_inc[key] = self.requests.labels(*key).inc
-        inc()
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies.setdefault(key, itertools.count())
+        next(tally)
 
     def count_redirect(self, target: str) -> None:
-        self._redirect_inc[target]()
+        next(self._tallies[("redirect", target)])
+
+    def flush(self) -> None:
+        """Add what was tallied since the last flush to the prometheus counters."""
+        with self._flush_lock:
+            for key, tally in list(self._tallies.items()):
+                total = tally.__reduce__()[1][0]  # the count's next value: how often next() ran
+                delta = total - self._flushed.get(key, 0)
+                if delta:
+                    self._flushed[key] = total
+                    if key[0] == "redirect":
+                        self.redirects.labels(key[1]).inc(delta)
+                    else:
+                        self.requests.labels(*key).inc(delta)
+
+    def ensure_flusher(self) -> None:
+        """Start this process's flush thread (per process: a forked worker needs its own)."""
+        if self._pid == os.getpid():
+            return
+        with self._flush_lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop = threading.Event()
+            threading.Thread(
+                target=_flush_every,
+                args=(weakref.ref(self), self._stop),
+                name="crane-metrics-flusher",
+                daemon=True,
+            ).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._pid = 0
 
     def exposition(self) -> tuple[bytes, str]:
-        """The scrape body and its content type."""
+        """The scrape body and its content type (this process's tallies flushed first)."""
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+        self.flush()
         if not self.multiprocess:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         from prometheus_client.multiprocess import MultiProcessCollector

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -148,9 +149,18 @@ def test_counts_add_up_over_worker_processes(tmp_path: Path, repo, data_dir: Pat
         assert all(doc["repositories"] == 1 for doc in before)
         statuses = [_get(srv.port, f"{REPO}/manifests/latest")[0] for _ in range(30)]
         assert statuses == [200] * 30
-        # counters of several processes were written (the event that makes the sum meaningful)
+        # Each worker flushes its tallies every second: wait until a scrape shows all 30 ...
+        deadline = time.monotonic() + 15
+        while (
+            value(_get(srv.port, "/metrics")[1], "crane_requests_total", endpoint="manifest", status="200")
+            < 30
+        ):
+            assert time.monotonic() < deadline, "the workers' counts never added up to 30"
+            time.sleep(0.2)
+        # ... written by several processes (so the sum is not one worker's own count) ...
         pids = {p.name.rsplit("_", 1)[1].split(".")[0] for p in multiproc.glob("counter_*.db")}
         assert len(pids) >= 2, sorted(os.listdir(multiproc))
+        # ... and every worker answering a scrape reports the same total
         scrapes = [_get(srv.port, "/metrics")[1] for _ in range(6)]
     for text in scrapes:
         assert value(text, "crane_requests_total", endpoint="manifest", status="200") == 30
