@@ -114,6 +114,39 @@ def bench_requests(app: Callable, doc: dict, calls: int) -> dict[str, float]:
     }
 
 
+def bench_metrics(data: Path, doc: dict, calls: int, rounds: int = 9) -> dict[str, tuple[float, float]]:
+    """µs per request with ``[metrics] enable`` off and on: rounds interleaved (the same background
+    load for both), the fastest round of each (the one least disturbed by it)."""
+    off = make_app(data, "[metrics]\nenable = false\n")
+    on = make_app(data)
+    result = {}
+    for name, (path, hdrs) in requests(doc).items():
+        calls_off, calls_on = wsgi_call(off, path, hdrs), wsgi_call(on, path, hdrs)
+        a, b = [], []
+        for _ in range(rounds):
+            a.append(per_call_us(calls_off, calls, rounds=1))
+            b.append(per_call_us(calls_on, calls, rounds=1))
+        result[name] = (min(a), min(b))  # the least disturbed round of each: the machine is shared
+    return result
+
+
+def metrics_rows_in_subprocess(calls: int, multiproc_dir: str) -> dict[str, tuple[float, float]]:
+    """:func:`bench_metrics` in a fresh process with PROMETHEUS_MULTIPROC_DIR set (the mode is fixed
+    when prometheus_client is first imported)."""
+    import os
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.hotpath_bench", "--metrics-only", "--calls", str(calls)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": multiproc_dir},
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
+    return {k: tuple(v) for k, v in json.loads(out).items()}
+
+
 def bench_parsers(calls: int) -> dict[str, float]:
     """Header parsing alone: Werkzeug vs the cache hit vs the hand-written ETag scan."""
     from werkzeug.http import parse_accept_header, parse_etags
@@ -180,15 +213,27 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=3000, help="calls per round (7 rounds per row)")
     ap.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
+    ap.add_argument("--metrics-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.metrics_only:
+        with tempfile.TemporaryDirectory(prefix="crane-hotpath-") as tmp:
+            data, doc = dataset(Path(tmp))
+            print(json.dumps(bench_metrics(data, doc, args.calls)))
+        return 0
     with tempfile.TemporaryDirectory(prefix="crane-hotpath-") as tmp:
         data, doc = dataset(Path(tmp))
         app = make_app(data)
         rows = bench_requests(app, doc, args.calls)
         hostile = bench_hostile(Path(tmp), app.extensions["crane_fedora"].registry)
+        metrics_single = bench_metrics(data, doc, args.calls)
+        multiproc = Path(tmp) / "prometheus"
+        multiproc.mkdir()
+        metrics_multi = metrics_rows_in_subprocess(args.calls, str(multiproc))
     parsers = bench_parsers(args.calls)
     if args.json:
-        print(json.dumps({"requests": rows, "parsers": parsers, "hostile": hostile}, indent=1))
+        doc_out = {"requests": rows, "parsers": parsers, "hostile": hostile}
+        doc_out |= {"metrics": metrics_single, "metrics_multiprocess": metrics_multi}
+        print(json.dumps(doc_out, indent=1))
         return 0
     get_us = rows["manifest GET by tag (podman Accept)"]
     print(f"Requests (whole WSGI app, fast path; median of 7 rounds x {args.calls} calls):")
@@ -204,6 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|")
     for name, us in parsers.items():
         print(f"| {name} | {us:.2f} | {us / get_us:.1%} |")
+    print()
+    print("`[metrics] enable` off vs on (issue 11: budget +5% per request; fastest of 9 interleaved rounds):")
+    print()
+    print("| request | metrics off µs | on, one process | cost | on, multi-process mode | cost |")
+    print("|---|---|---|---|---|---|")
+    for name, (off, on) in metrics_single.items():
+        off_m, on_m = metrics_multi[name]
+        print(
+            f"| {name} | {off:.2f} | {on:.2f} | {on / off - 1:+.1%} | {on_m:.2f} "
+            f"(off {off_m:.2f}) | {on_m / off_m - 1:+.1%} |"
+        )
     print()
     print("Hostile requests (tests/crane/test_security.py; in the registry, without the WSGI layer):")
     print()

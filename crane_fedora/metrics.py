@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from crane_fedora.metadata.store import MetadataStore
@@ -60,6 +60,18 @@ def endpoint_of(path: str) -> str:
     if path == "/healthz":
         return "healthz"
     return "other"
+
+
+def _forget_thread(metrics_ref: weakref.ref) -> Callable[[], None]:
+    """``os.register_at_fork`` callback: the child has no flush thread yet."""
+
+    def after_fork_in_child() -> None:
+        metrics = metrics_ref()
+        if metrics is not None:
+            metrics._running = False
+            metrics._flush_lock = threading.Lock()  # never one held by a thread that did not fork
+
+    return after_fork_in_child
 
 
 def _flush_every(metrics_ref: weakref.ref, stop: threading.Event) -> None:
@@ -146,8 +158,11 @@ class Metrics:
         }
         self._flushed: dict[tuple[str, ...], int] = {}
         self._flush_lock = threading.Lock()
-        self._pid = 0
+        #: Whether this process runs the flush thread; a forked child starts with False (threads do
+        #: not survive fork), so the request path tests a flag, not the pid (a system call).
+        self._running = False
         self._stop = threading.Event()
+        os.register_at_fork(after_in_child=_forget_thread(weakref.ref(self)))
 
     def count_request(self, endpoint: str, status: str) -> None:
         """Count one answered request; ``status`` is the WSGI status line (``"200 OK"``)."""
@@ -174,13 +189,13 @@ class Metrics:
                         self.requests.labels(*key).inc(delta)
 
     def ensure_flusher(self) -> None:
-        """Start this process's flush thread (per process: a forked worker needs its own)."""
-        if self._pid == os.getpid():
+        """Start this process's flush thread unless it runs (a forked worker needs its own)."""
+        if self._running:
             return
         with self._flush_lock:
-            if self._pid == os.getpid():
+            if self._running:
                 return
-            self._pid = os.getpid()
+            self._running = True
             self._stop = threading.Event()
             threading.Thread(
                 target=_flush_every,
@@ -191,7 +206,7 @@ class Metrics:
 
     def stop(self) -> None:
         self._stop.set()
-        self._pid = 0
+        self._running = False
 
     def exposition(self) -> tuple[bytes, str]:
         """The scrape body and its content type (this process's tallies flushed first)."""
