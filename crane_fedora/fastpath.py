@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from crane_fedora.metrics import Metrics, endpoint_of
+from crane_fedora.metrics import Metrics
 from crane_fedora.registry import STATUS, FileBody, Registry, error
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,11 @@ def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
     return chunks()
 
 
-def _counting(start_response: Callable, metrics: Metrics, endpoint: str) -> Callable:
+def _counting(start_response: Callable, metrics: Metrics, path: str) -> Callable:
     """``start_response`` that counts the request's status (requests Flask answers)."""
 
     def counted(status: str, headers: list, exc_info: object = None) -> Callable:
-        metrics.count_request(endpoint, status)
+        metrics.count(path, status)
         return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
     return counted
@@ -62,19 +62,17 @@ class FastPath:
         self.store.ensure_poller()
         path = environ.get("PATH_INFO", "")
         metrics = self.metrics
-        if metrics is not None:
-            metrics.ensure_flusher()
         if not self.fast or path[:3] != "/v2" or (len(path) > 3 and path[3] != "/"):
             if metrics is None:
                 return self.app(environ, start_response)
-            return self.app(environ, _counting(start_response, metrics, endpoint_of(path)))
+            return self.app(environ, _counting(start_response, metrics, path))
         try:
             status, headers, body = self.registry.handle(environ)
         except Exception:  # never a traceback page; the error is logged with its request
             log.exception("error answering %r %r", environ.get("REQUEST_METHOD"), path[:300])
             status, headers, body = error(500, "UNKNOWN", "internal server error")
         if metrics is not None:
-            metrics.count_request(endpoint_of(path), status)
+            metrics.count(path, status)
         start_response(status, headers)
         if isinstance(body, FileBody):
             return file_iter(environ, body)

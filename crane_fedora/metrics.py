@@ -68,7 +68,7 @@ def _forget_thread(metrics_ref: weakref.ref) -> Callable[[], None]:
     def after_fork_in_child() -> None:
         metrics = metrics_ref()
         if metrics is not None:
-            metrics._running = False
+            metrics.running = False
             metrics._flush_lock = threading.Lock()  # never one held by a thread that did not fork
 
     return after_fork_in_child
@@ -160,17 +160,27 @@ class Metrics:
         self._flush_lock = threading.Lock()
         #: Whether this process runs the flush thread; a forked child starts with False (threads do
         #: not survive fork), so the request path tests a flag, not the pid (a system call).
-        self._running = False
+        self.running = False
         self._stop = threading.Event()
         os.register_at_fork(after_in_child=_forget_thread(weakref.ref(self)))
 
+    def count(self, path: str, status: str) -> None:
+        """Count one answered request (the request path's whole metrics work, kept minimal)."""
+        if not self.running:
+            self.ensure_flusher()
+        key = (endpoint_of(path), status)
+        try:
+            next(self._tallies[key])
+        except KeyError:
+            next(self._tallies.setdefault(key, itertools.count()))
+
     def count_request(self, endpoint: str, status: str) -> None:
-        """Count one answered request; ``status`` is the WSGI status line (``"200 OK"``)."""
-        key = (endpoint, status[:3])
-        tally = self._tallies.get(key)
-        if tally is None:
-            tally = self._tallies.setdefault(key, itertools.count())
-        next(tally)
+        """Count one answered request by endpoint label; ``status`` is the WSGI status line."""
+        key = (endpoint, status)
+        try:
+            next(self._tallies[key])
+        except KeyError:
+            next(self._tallies.setdefault(key, itertools.count()))
 
     def count_redirect(self, target: str) -> None:
         next(self._tallies[("redirect", target)])
@@ -185,17 +195,17 @@ class Metrics:
                     self._flushed[key] = total
                     if key[0] == "redirect":
                         self.redirects.labels(key[1]).inc(delta)
-                    else:
-                        self.requests.labels(*key).inc(delta)
+                    else:  # (endpoint, WSGI status line): the label is the code
+                        self.requests.labels(key[0], key[1][:3]).inc(delta)
 
     def ensure_flusher(self) -> None:
         """Start this process's flush thread unless it runs (a forked worker needs its own)."""
-        if self._running:
+        if self.running:
             return
         with self._flush_lock:
-            if self._running:
+            if self.running:
                 return
-            self._running = True
+            self.running = True
             self._stop = threading.Event()
             threading.Thread(
                 target=_flush_every,
@@ -206,7 +216,7 @@ class Metrics:
 
     def stop(self) -> None:
         self._stop.set()
-        self._running = False
+        self.running = False
 
     def exposition(self) -> tuple[bytes, str]:
         """The scrape body and its content type (this process's tallies flushed first)."""
