@@ -202,23 +202,12 @@ def bench_hostile(tmp: Path, native: Any) -> dict[str, float]:
     """What the attacks of tests/crane/test_security.py cost per request (µs), in the registry."""
     from crane_fedora.app import create_app
     from crane_fedora.config import parse_config
+    from tests.crane.builder import ANONYMOUS_CATALOG, protected_catalog
 
     data = tmp / "hostile"
     data.mkdir()
-    for i in range(10_000):
-        doc = {"version": 2, "repo-registry-id": f"ns{i % 100}/repo{i}", "repository": f"r{i}"}
-        doc.update(url="https://cdn.example.com/x/", protected=i % 2 == 1)
-        (data / f"r{i}.json").write_text(json.dumps(doc))
-    cfg = f"[general]\ndata_dir = {data}\ndata_dir_polling_interval = 0\n[registry]\npage_size_max = 20000\n"
-    cfg += "[protected]\ntrusted_proxies = 127.0.0.1\nallow =\n  ns1/* CN=a\n  ns3/* *\n"
+    cfg = f"[general]\ndata_dir = {data}\ndata_dir_polling_interval = 0\n" + protected_catalog(data)
     registry = create_app(parse_config(cfg)).extensions["crane_fedora"].registry
-    catalog = {
-        "PATH_INFO": "/v2/_catalog",
-        "REQUEST_METHOD": "GET",
-        "QUERY_STRING": "n=2",
-        "HTTP_X_SSL_CLIENT_DN": "CN=a",
-        "REMOTE_ADDR": "192.0.2.1",  # not a trusted proxy: anonymous
-    }
     bombs = {
         "REQUEST_METHOD": "GET",
         "PATH_INFO": "/v2/fedora/r00000/manifests/latest",
@@ -228,7 +217,7 @@ def bench_hostile(tmp: Path, native: Any) -> dict[str, float]:
     counter = iter(range(10**9))
     return {
         "anonymous catalog page, 10,000 repositories half protected (was ~13 ms)": per_call_us(
-            lambda: registry.handle(catalog), 200, rounds=5
+            lambda: registry.handle(ANONYMOUS_CATALOG), 200, rounds=5
         ),
         "manifest GET, 100,000 ETags and a distinct 400 KB Accept each time (was ~43 ms)": per_call_us(
             lambda: native.handle({**bombs, "HTTP_ACCEPT": accept_bomb + str(next(counter))}), 20, rounds=5

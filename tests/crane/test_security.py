@@ -218,20 +218,10 @@ def test_anonymous_catalog_hides_protected_repos(make_app, data_dir):
     work) is in benchmarks/hotpath_bench.py."""
     import json
 
-    for i in range(10_000):
-        doc = {"version": 2, "repo-registry-id": f"ns{i % 100}/repo{i}", "repository": f"r{i}"}
-        doc.update(url="https://cdn.example.com/x/", protected=i % 2 == 1)  # odd namespaces
-        (data_dir / f"r{i}.json").write_text(json.dumps(doc))
-    cfg = "[registry]\npage_size_max = 20000\n"
-    cfg += "[protected]\ntrusted_proxies = 127.0.0.1\nallow =\n  ns1/* CN=a\n  ns3/* *\n"
-    registry = make_app(cfg).extensions["crane_fedora"].registry
-    environ = {
-        "PATH_INFO": "/v2/_catalog",
-        "REQUEST_METHOD": "GET",
-        "QUERY_STRING": "n=2",
-        "HTTP_X_SSL_CLIENT_DN": "CN=a",
-        "REMOTE_ADDR": "192.0.2.1",  # not a trusted proxy: anonymous
-    }
+    from .builder import ANONYMOUS_CATALOG, protected_catalog
+
+    registry = make_app(protected_catalog(data_dir)).extensions["crane_fedora"].registry
+    environ = dict(ANONYMOUS_CATALOG)
     status, _headers, body = registry.handle(environ)
     assert status.startswith("200") and json.loads(body)["repositories"] == ["ns0/repo0", "ns0/repo100"]
 
