@@ -149,7 +149,7 @@ class Metrics:
         self._snapshot = _SnapshotCollector(store)
         if not self.multiprocess:
             self.registry.register(self._snapshot)
-        store.on_reload = self.reloads.observe
+        store.on_refresh_time = self.reloads.observe
         #: Per-process tallies: ``next()`` on an ``itertools.count`` is one atomic C call, where a
         #: prometheus ``inc`` takes a lock (and in multi-process mode writes an mmap): the request
         #: path only tallies, :meth:`flush` moves the tallies into the prometheus counters.

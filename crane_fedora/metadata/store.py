@@ -69,7 +69,7 @@ class MetadataStore:
         #: Started and stopped with the poller (see :meth:`ensure_poller`); set by create_app.
         self.listener: Startable | None = None
         #: Called with the seconds of every refresh that rebuilt the index (metrics); set by create_app.
-        self.on_reload: Callable[[float], None] | None = None
+        self.on_refresh_time: Callable[[float], None] | None = None
 
     # -- scanning ---------------------------------------------------------------------------
     def _scan(self) -> dict[str, Signature] | None:
@@ -157,8 +157,8 @@ class MetadataStore:
             started = time.monotonic()
             try:
                 changed = self._refresh()
-                if changed and self.on_reload is not None:
-                    self.on_reload(time.monotonic() - started)
+                if changed and self.on_refresh_time is not None:
+                    self.on_refresh_time(time.monotonic() - started)
                 return changed
             finally:
                 if gc_enabled:
