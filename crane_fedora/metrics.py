@@ -55,6 +55,10 @@ def endpoint_of(path: str) -> str:
         return "base"
     if path[:3] == "/v2":
         return "v2_other"
+    if path[:7] == "/index/":
+        return "flatpak_index"
+    if path[:15] == "/extensions/v2/":
+        return "signatures"
     if path == "/metrics":
         return "metrics"
     if path == "/healthz":

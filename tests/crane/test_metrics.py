@@ -52,6 +52,20 @@ def test_requests_by_endpoint_and_status(make_app, repo):
     assert value(text, "crane_requests_total", endpoint="healthz", status="200") == 1
 
 
+def test_endpoint_labels_by_path_shape():
+    from crane_fedora.metrics import endpoint_of
+
+    assert endpoint_of("/v2/a/b/manifests/x") == "manifest"
+    assert endpoint_of("/v2/a/blobs/sha256:00") == "blob"
+    assert endpoint_of("/v2/a/tags/list") == "tags"
+    assert endpoint_of("/v2/_catalog") == "catalog"
+    assert endpoint_of("/v2/") == endpoint_of("/v2") == "base"
+    assert endpoint_of("/v2/a/b") == endpoint_of("/v2x") == "v2_other"
+    assert endpoint_of("/index/static") == "flatpak_index"
+    assert endpoint_of("/extensions/v2/a/signatures/sha256:00") == "signatures"
+    assert endpoint_of("/") == endpoint_of("/v1/_ping") == "other"
+
+
 def test_labels_never_carry_client_input(make_app, repo):
     client = make_app().test_client()
     client.get('/v2/evil"name/manifests/x{y}')
