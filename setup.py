@@ -22,6 +22,7 @@ setup(
     install_requires=[
         "Flask>=3.0,<4",
         "requests>=2.28",
+        "prometheus_client>=0.17",  # crane_fedora's GET /metrics
     ],
     extras_require={
         "pulp": [

@@ -16,9 +16,11 @@ from werkzeug.exceptions import HTTPException
 from crane_fedora.config import Config, ConfigError, load_config
 from crane_fedora.fastpath import FastPath
 from crane_fedora.metadata.store import MetadataStore
+from crane_fedora.metrics import Metrics
 from crane_fedora.registry import API_HEADER, NOSNIFF, Registry, error_body
 from crane_fedora.views import admin as admin_views
 from crane_fedora.views import flatpak as flatpak_views
+from crane_fedora.views import metrics as metrics_views
 from crane_fedora.views import registry as registry_views
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ class CraneState:
     config: Config
     store: MetadataStore
     registry: Registry
+    #: None when ``[metrics] enable = false``.
+    metrics: Metrics | None = None
 
 
 def _serve_content_usable(config: Config) -> bool:
@@ -97,11 +101,14 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
 
         store.listener = Listener(config, store)
     registry = Registry(config, store, _serve_content_usable(config))
+    metrics = Metrics(store) if config.metrics else None
+    if metrics is not None:
+        registry.on_redirect = metrics.count_redirect
 
     app = Flask(__name__)
     app.config["DEBUG"] = config.debug
     app.url_map.merge_slashes = False
-    app.extensions["crane_fedora"] = CraneState(config, store, registry)
+    app.extensions["crane_fedora"] = CraneState(config, store, registry, metrics)
     app.register_blueprint(registry_views.bp)
     app.register_blueprint(admin_views.bp)
     app.register_blueprint(flatpak_views.bp)
@@ -109,6 +116,8 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
         from crane_fedora.views import ui as ui_views
 
         ui_views.init_app(app)
+    if metrics is not None:
+        app.register_blueprint(metrics_views.bp)
     _install_error_handlers(app)
 
     @app.after_request
@@ -126,7 +135,9 @@ def create_app(config: Config | str | os.PathLike | None = None) -> Flask:
             resp.headers.setdefault(*API_HEADER)
         return resp
 
-    app.wsgi_app = FastPath(app.wsgi_app, registry, fast=config.fast_path)  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(  # type: ignore[method-assign]
+        app.wsgi_app, registry, fast=config.fast_path, metrics=metrics
+    )
     log.info("crane_fedora ready: %d repositories from %s", len(store.index.repos), store.data_dir)
     return app
 

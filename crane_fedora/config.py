@@ -348,6 +348,8 @@ class Config:
     #: the client resolves it against the URL it fetched the index from, so no Host header is used
     flatpak_registry: str = setting("flatpak", "registry_url", "/", _registry_url)
     flatpak_max_age: int = setting("flatpak", "max_age", 300, _integer())
+    # [metrics]: GET /metrics (Prometheus text format) on the same port
+    metrics: bool = setting("metrics", "enable", True, _boolean)
 
     @property
     def dn_environ_key(self) -> str:

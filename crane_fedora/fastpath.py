@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from crane_fedora.metrics import Metrics
 from crane_fedora.registry import STATUS, FileBody, Registry, error, is_registry_path
 from crane_fedora.views import flatpak
 
@@ -31,6 +32,16 @@ def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
     return chunks()
 
 
+def _counting(start_response: Callable, metrics: Metrics, path: str) -> Callable:
+    """``start_response`` that counts the request's status (requests Flask answers)."""
+
+    def counted(status: str, headers: list, exc_info: object = None) -> Callable:
+        metrics.count(path, status)
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+    return counted
+
+
 class FastPath:
     """``app.wsgi_app`` wrapper: ``/v2``, ``/v2/...`` and ``/extensions/v2/...`` go to the registry,
     the Flatpak index to its handler, the rest to Flask.
@@ -40,26 +51,31 @@ class FastPath:
     hands ``/v2`` to Flask too.
     """
 
-    def __init__(self, app: Callable, registry: Registry, fast: bool = True) -> None:
+    def __init__(
+        self, app: Callable, registry: Registry, fast: bool = True, metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.registry = registry
         self.store = registry.store
         self.fast = fast
+        self.metrics = metrics
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         self.store.ensure_poller()
         path = environ.get("PATH_INFO", "")
-        if not self.fast:
-            return self.app(environ, start_response)
-        if not is_registry_path(path):
-            if path in flatpak.PATHS:  # the Flatpak index: as hot as a manifest GET
-                return self._flatpak(environ, start_response)
-            return self.app(environ, start_response)
+        metrics = self.metrics
+        if not self.fast or not is_registry_path(path):
+            sr = start_response if metrics is None else _counting(start_response, metrics, path)
+            if self.fast and path in flatpak.PATHS:  # the Flatpak index: as hot as a manifest GET
+                return self._flatpak(environ, sr)
+            return self.app(environ, sr)
         try:
             status, headers, body = self.registry.handle(environ)
         except Exception:  # never a traceback page; the error is logged with its request
             log.exception("error answering %r %r", environ.get("REQUEST_METHOD"), path[:300])
             status, headers, body = error(500, "UNKNOWN", "internal server error")
+        if metrics is not None:
+            metrics.count(path, status)
         start_response(status, headers)
         if isinstance(body, FileBody):
             return file_iter(environ, body)

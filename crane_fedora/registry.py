@@ -17,6 +17,7 @@ import re
 import stat
 import time
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import parse_qs, quote
@@ -156,6 +157,8 @@ class Registry:
         self.serve_content = serve_content
         self.settle = config.settle_seconds
         self.acceptor = AcceptCache()
+        #: Called with "master" or "mirror" for every blob redirect (metrics); set by create_app.
+        self.on_redirect: Callable[[str], None] | None = None
         self._tags_cache: dict[NativeRepo, bytes] = {}
         self._tags_index: Index | None = None
 
@@ -351,7 +354,10 @@ class Registry:
                 b"",
             )
         mirror = repo.mirror
-        base = mirror if mirror is not None and published + self.settle <= time.time() else repo.master
+        settled = mirror is not None and published + self.settle <= time.time()
+        base = mirror if settled else repo.master
+        if self.on_redirect is not None:
+            self.on_redirect("mirror" if settled else "master")
         location = finish_url(join_url(base, blob_path(ref)), self.config)
         return (
             STATUS[302],

@@ -87,6 +87,8 @@ class MetadataStore:
         #: Called with each new index after a background reload, so that work derived from a
         #: snapshot (the home page's summaries) is done there and not by a request.
         self.on_reload: list[Callable[[Index], object]] = []
+        #: Called with the seconds of every refresh that rebuilt the index (metrics); set by create_app.
+        self.on_refresh_time: Callable[[float], None] | None = None
 
     # -- scanning ---------------------------------------------------------------------------
     def _scan(self) -> tuple[dict[str, Signature], dict[str, str]] | None:
@@ -220,8 +222,11 @@ class MetadataStore:
             gc.collect(1)  # young cyclic garbage first, so that freezing below cannot pin it
             gc.disable()
             changed = False
+            started = time.monotonic()
             try:
                 changed = self._refresh()
+                if changed and self.on_refresh_time is not None:
+                    self.on_refresh_time(time.monotonic() - started)
                 return changed
             finally:
                 if gc_enabled:

@@ -190,3 +190,25 @@ def busybox() -> tuple[Native, dict[str, str]]:
     repo.tag("single", d["single"]).tag("fresh", d["fresh"]).tag("noamd64", d["noamd64"])
     repo.tag("blobs", d["single"]).tag("manifests", d["single"]).tag("tags", d["single"])
     return repo, d
+
+
+#: An anonymous client's catalog request (the DN header comes from an untrusted peer).
+ANONYMOUS_CATALOG = {
+    "PATH_INFO": "/v2/_catalog",
+    "REQUEST_METHOD": "GET",
+    "QUERY_STRING": "n=2",
+    "HTTP_X_SSL_CLIENT_DN": "CN=a",
+    "REMOTE_ADDR": "192.0.2.1",  # not a trusted proxy: anonymous
+}
+
+
+def protected_catalog(data_dir: Path, repos: int = 10_000) -> str:
+    """``repos`` Pulp 2 repositories in 100 namespaces, the odd ones protected; return the config
+    lines (rules for CN=a and any verified client) that go with them. Shared by
+    tests/crane/test_security.py and benchmarks/hotpath_bench.py."""
+    for i in range(repos):
+        doc = {"version": 2, "repo-registry-id": f"ns{i % 100}/repo{i}", "repository": f"r{i}"}
+        doc.update(url="https://cdn.example.com/x/", protected=i % 2 == 1)  # odd namespaces
+        (data_dir / f"r{i}.json").write_text(json.dumps(doc))
+    cfg = f"[registry]\npage_size_max = {2 * repos}\n"
+    return cfg + "[protected]\ntrusted_proxies = 127.0.0.1\nallow =\n  ns1/* CN=a\n  ns3/* *\n"

@@ -92,17 +92,38 @@ def publish(url: str, summary: dict, spool: Path) -> None:
         sender.close()
 
 
-def publish_raw(url: str, body: bytes, routing_key: str = f"org.fedoraproject.dev.{TOPIC}") -> None:
-    """Any bytes on the export topic, as a broken or hostile publisher could send them."""
+def publish_raw(
+    url: str, body: bytes, routing_key: str = f"org.fedoraproject.dev.{TOPIC}", mandatory: bool = False
+) -> None:
+    """Any bytes on the export topic, as a broken or hostile publisher could send them.
+
+    ``mandatory``: the broker returns a message no queue is bound for (pika's UnroutableError).
+    """
     import pika  # here, not at module level: collecting tests/crane must not need pika
 
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         ch = conn.channel()
         ch.confirm_delivery()
-        ch.basic_publish("amq.topic", routing_key, body, pika.BasicProperties(message_id=str(uuid.uuid4())))
+        props = pika.BasicProperties(message_id=str(uuid.uuid4()))
+        ch.basic_publish("amq.topic", routing_key, body, props, mandatory=mandatory)
     finally:
         conn.close()
+
+
+def unroutable_error() -> type[Exception]:
+    import pika
+
+    return pika.exceptions.UnroutableError
+
+
+def warnings_count(caplog: pytest.LogCaptureFixture, start: str) -> int:
+    """Log lines at WARNING or above that start with ``start`` (DEBUG retries are not counted)."""
+    return sum(r.levelno >= logging.WARNING and r.getMessage().startswith(start) for r in caplog.records)
+
+
+def debug_count(caplog: pytest.LogCaptureFixture, start: str) -> int:
+    return sum(r.levelno == logging.DEBUG and r.getMessage().startswith(start) for r in caplog.records)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
@@ -114,7 +135,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> floa
 
 @contextmanager
 def crane(
-    tmp_path: Path, data_dir: Path, amqp_url: str, *, workers: int = 2, extra: str = "", preload: bool = False
+    tmp_path: Path,
+    data_dir: Path,
+    amqp_url: str,
+    *,
+    workers: int = 2,
+    extra: str = "",
+    preload: bool = False,
+    debug: bool = False,
 ) -> Iterator[Gunicorn]:
     """crane_fedora under gunicorn, polling hourly, listening on ``amqp_url``.
 
@@ -130,7 +158,8 @@ def crane(
     server = Gunicorn(
         tmp_path / "gunicorn",
         "crane_fedora.wsgi:application",
-        env={"CRANE_CONFIG_PATH": str(conf)},
+        # debug: crane_fedora logs at DEBUG too (e.g. each failed reconnect attempt)
+        env={"CRANE_CONFIG_PATH": str(conf), **({"CRANE_DEBUG": "true"} if debug else {})},
         workers=workers,
         extra_args=["--preload"] if preload else [],
     )
@@ -173,7 +202,8 @@ def test_export_message_reloads_every_worker_at_once(tmp_path, broker):
         )
         summary = json.loads(proc.stdout)
         assert summary["metadata_changed"] and "latest" in summary["tags"]
-        time.sleep(2)  # without the message nothing changes: the next poll is an hour away
+        # No message yet, and the next poll is an hour away: nothing can reload the new file, so
+        # no waiting is needed; the 200 below comes from the message alone.
         assert statuses(server, "/v2/fedora/busybox/manifests/latest") == {404}
 
         publish(broker.broker.amqp_url, summary, tmp_path / "spool")
@@ -198,8 +228,15 @@ def test_message_for_a_changed_tag_and_unrelated_topics(tmp_path, broker):
     with crane(tmp_path, data_dir, broker.broker.amqp_url, workers=1) as server:
         wait_listening(server, 1)
         repo.tag("y", repo.image("2")).write(data_dir)
-        publish_raw(broker.broker.amqp_url, b'{"name": "fedora/tools"}', "org.fedoraproject.dev.other.topic")
-        time.sleep(1.5)
+        # The event to wait for: the broker returns the message as routed to no queue (mandatory
+        # publish), so no listener can ever get it.
+        with pytest.raises(unroutable_error()):
+            publish_raw(
+                broker.broker.amqp_url,
+                b'{"name": "fedora/tools"}',
+                "org.fedoraproject.dev.other.topic",
+                mandatory=True,
+            )
         assert status(server, "/v2/fedora/tools/manifests/y") == 404
         assert log_count(server, "export message for") == 0
 
@@ -248,13 +285,15 @@ def test_broker_down_at_start_then_up_then_restarted(tmp_path):
     repo = small("fedora/tools", tag="x")
     repo.write(data_dir)
     try:
-        with crane(tmp_path, data_dir, url, workers=1) as server:
+        with crane(tmp_path, data_dir, url, workers=1, debug=True) as server:
+            warning = "listener: cannot listen on"  # the WARNING line; retries log "...: still cannot..."
             assert status(server, "/v2/fedora/tools/manifests/x") == 200
-            wait_for(lambda: log_count(server, "cannot listen on") == 1, 10, "the failure logged")
+            wait_for(lambda: log_count(server, warning) == 1, 10, "the failure logged")
             # written while nobody listens: the message (if any) is lost, the reconnect scan finds it
             repo.tag("while-down", repo.image("2")).write(data_dir)
-            time.sleep(3)  # several reconnect attempts (reconnect_max_delay = 2) ...
-            assert log_count(server, "cannot listen on") == 1  # ... logged once, not per attempt
+            # the event to wait for: several more reconnect attempts failed (each at DEBUG) ...
+            wait_for(lambda: log_count(server, "still cannot listen on") >= 2, 30, "two more attempts")
+            assert log_count(server, warning) == 1  # ... and the warning was logged once, not per attempt
             assert status(server, "/v2/fedora/tools/manifests/x") == 200
             assert status(server, "/v2/fedora/tools/manifests/while-down") == 404
 
@@ -345,15 +384,16 @@ def test_missing_exchange_is_retried_and_stop_ends_the_thread(tmp_path, broker, 
     repo.write(data_dir)
     exchange = f"crane-test-{uuid.uuid4().hex[:8]}"
     url = broker.broker.amqp_url
-    caplog.set_level(logging.INFO, logger="crane_fedora")
+    caplog.set_level(logging.DEBUG, logger="crane_fedora")
     with app_on(data_dir, f"amqp_url = {url}\nexchange = {exchange}\n") as app:
         client = app.test_client()
         assert not listener_threads()  # never started at create_app/import time
         assert client.get("/v2/fedora/tools/manifests/x").status_code == 200
         assert len(listener_threads()) == 1  # the first request started it
         wait_for(lambda: "NOT_FOUND" in caplog.text, 10, "the refusal logged")
-        time.sleep(2.5)  # a few retries: still one line
-        assert caplog.text.count("cannot listen on") == 1
+        # The event to wait for: two more attempts failed (each logs at DEBUG only) ...
+        wait_for(lambda: debug_count(caplog, "still cannot listen on") >= 2, 30, "two retries")
+        assert warnings_count(caplog, "cannot listen on") == 1  # ... and the warning is still one line
         assert "guest:***@" in caplog.text and ":guest@" not in caplog.text  # password never logged
 
         import pika
@@ -382,15 +422,15 @@ def test_same_named_queue_twice_is_refused_and_logged_once(tmp_path, broker, cap
     data_dir = tmp_path / "metadata"
     small("fedora/tools").write(data_dir)
     name = f"crane-test-{uuid.uuid4().hex[:8]}"  # no {pid}: both listeners (one process) collide
-    caplog.set_level(logging.INFO, logger="crane_fedora")
+    caplog.set_level(logging.DEBUG, logger="crane_fedora")
     conf = f"amqp_url = {broker.broker.amqp_url}\nqueue = {name}\n"
     with app_on(data_dir, conf) as first, app_on(data_dir, conf) as second:
         first.test_client().get("/v2/")
         wait_for(lambda: "listening for export messages" in caplog.text, 10, "first listener")
         second.test_client().get("/v2/")
         wait_for(lambda: "RESOURCE_LOCKED" in caplog.text, 10, "the refusal")
-        time.sleep(2.5)
-        assert caplog.text.count("cannot listen on") == 1
+        wait_for(lambda: debug_count(caplog, "still cannot listen on") >= 2, 30, "two retries")
+        assert warnings_count(caplog, "cannot listen on") == 1
         assert caplog.text.count("listening for export messages") == 1
         assert second.test_client().get("/v2/fedora/tools/manifests/x").status_code == 200
 

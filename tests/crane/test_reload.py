@@ -166,16 +166,14 @@ def test_poller_thread_reloads(data_dir):
         store.stop()
 
 
-def test_reload_of_one_file_is_fast(make_app, data_dir):
+def test_reload_of_one_file_among_many_serves_its_change(make_app, data_dir):
+    """The time this takes is measured in benchmarks (crane_bench: reload after one changed file)."""
     for i in range(300):
         small(f"bulk/r{i}").write(data_dir)
     app = make_app()
     small("bulk/r7", tag="new").write(data_dir)
-    started = time.perf_counter()
     refresh(app)
-    elapsed = time.perf_counter() - started
     assert app.test_client().get("/v2/bulk/r7/manifests/new").status_code == 200
-    assert elapsed < 0.5
 
 
 def test_subdirectory_added_and_removed(make_app, data_dir):

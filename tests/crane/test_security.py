@@ -1,9 +1,9 @@
-"""Adversarial review findings: each numbered section's tests failed before its fix (the commit
-that touches the section names it), except section 6, a raw-socket smoke test that passed.
+"""Attacks crane_fedora resists, one section per attack, each named for the behaviour it keeps.
 
 Why a separate file: these pin down attacks (header injection, memory exhaustion, one bad file
 taking the service down, redirects leaving the configured URLs), not ordinary behaviour, so a
-later change that reopens one of them fails a test whose name says which attack it is.
+later change that reopens one of them fails a test whose name says which attack it is. What they
+cost per request is measured in benchmarks/hotpath_bench.py, not timed here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _headers_clean(resp) -> None:
         assert not any(ord(c) < 0x20 or ord(c) == 0x7F for c in value), (key, value)
 
 
-# -- 1. "$" matches before a trailing newline: a "%0a" ended up in the Location header ----------
+# -- a reference with a trailing newline ("%0a") is a 400: none reaches a Location header -------
 @pytest.mark.parametrize(
     "path",
     [
@@ -35,7 +35,7 @@ def _headers_clean(resp) -> None:
 )
 def test_trailing_newline_is_not_a_valid_reference(client, path):
     resp = client.get(path)
-    assert resp.status_code in (400, 404), resp.data
+    assert resp.status_code == 400, resp.data
     assert "Location" not in resp.headers
     _headers_clean(resp)
 
@@ -47,7 +47,7 @@ def test_grammar_regexes_reject_trailing_newline(regex):
     assert not regex.match(valid[regex] + "\n")
 
 
-# -- 2. Accept: every distinct header was parsed in full and cached (512 x ~800 KB per worker) ---
+# -- a huge Accept header is read in part and cached in bounded memory ---------------------------
 def _hostile_accept(seed: int, ranges: int = 80_000) -> str:
     """What a client can send: gunicorn joins 100 repeated 8 KB Accept lines into one value."""
     return ",".join(f"x{seed}/t{j}" for j in range(ranges))
@@ -83,11 +83,11 @@ def test_accept_parse_of_a_huge_header_keeps_little():
 def test_huge_accept_header_still_answers(client):
     header = "application/vnd.oci.image.manifest.v1+json," + _hostile_accept(2, 20_000)
     resp = client.get("/v2/fedora/busybox/manifests/latest", headers={"Accept": header})
-    assert resp.status_code in (200, 404)
+    assert resp.status_code == 200  # the OCI manifest type comes first
     assert resp.headers["Docker-Distribution-API-Version"] == "registry/2.0"
 
 
-# -- 3. one malformed metadata file stopped the service from starting and froze every reload -----
+# -- a malformed metadata file is rejected alone: the service starts and reloads go on -----------
 def _native_doc(name: str, manifest: dict) -> str:
     import json
 
@@ -136,7 +136,7 @@ def test_bad_metadata_file_is_rejected_not_fatal(make_app, repo, data_dir, kind)
     assert client.get("/v2/fresh/repo/manifests/latest").status_code == 200
 
 
-# -- 4. redirect bases from metadata: prefix check and characters -------------------------------
+# -- redirects stay inside the configured URL prefixes, with safe characters only ---------------
 def _write_native(data_dir, name: str, master: str, mirror: str | None = None) -> None:
     from .builder import Native
 
@@ -211,36 +211,19 @@ def test_metadata_url_that_urlsplit_refuses_is_rejected(make_app, data_dir):
     assert client.get("/healthz").json["errors"] == 1
 
 
-# -- 5. _catalog did per-repository work for every anonymous request once repos were protected ---
-def test_anonymous_catalog_work_does_not_grow_with_protected_repos(make_app, data_dir):
-    """10,000 protected repositories: an anonymous catalog page must stay a slice of a tuple.
-
-    Before, every protected name re-derived the client's DN (an IP parse when a DN header came
-    from an untrusted peer): ~13 ms per request for anyone, a 1000x amplification.
-    """
+# -- an anonymous catalog page hides protected repositories without per-repository work ----------
+def test_anonymous_catalog_hides_protected_repos(make_app, data_dir):
+    """10,000 repositories, half protected: an anonymous page lists only public ones, an allowed
+    client sees its protected ones. The cost per request (a slice of a tuple, not per-repository
+    work) is in benchmarks/hotpath_bench.py."""
     import json
-    import time
 
-    for i in range(10_000):
-        doc = {"version": 2, "repo-registry-id": f"ns{i % 100}/repo{i}", "repository": f"r{i}"}
-        doc.update(url="https://cdn.example.com/x/", protected=i % 2 == 1)  # odd namespaces
-        (data_dir / f"r{i}.json").write_text(json.dumps(doc))
-    cfg = "[registry]\npage_size_max = 20000\n"
-    cfg += "[protected]\ntrusted_proxies = 127.0.0.1\nallow =\n  ns1/* CN=a\n  ns3/* *\n"
-    registry = make_app(cfg).extensions["crane_fedora"].registry
-    environ = {
-        "PATH_INFO": "/v2/_catalog",
-        "REQUEST_METHOD": "GET",
-        "QUERY_STRING": "n=2",
-        "HTTP_X_SSL_CLIENT_DN": "CN=a",
-        "REMOTE_ADDR": "192.0.2.1",  # not a trusted proxy: anonymous
-    }
-    started = time.perf_counter()
-    for _ in range(100):
-        status, _headers, body = registry.handle(environ)
-    elapsed = time.perf_counter() - started
+    from .builder import ANONYMOUS_CATALOG, protected_catalog
+
+    registry = make_app(protected_catalog(data_dir)).extensions["crane_fedora"].registry
+    environ = dict(ANONYMOUS_CATALOG)
+    status, _headers, body = registry.handle(environ)
     assert status.startswith("200") and json.loads(body)["repositories"] == ["ns0/repo0", "ns0/repo100"]
-    assert elapsed < 0.4, f"{elapsed * 10:.1f} ms per anonymous catalog request"
 
     # an allowed client still sees its protected repositories
     trusted = {**environ, "REMOTE_ADDR": "127.0.0.1"}
@@ -253,7 +236,7 @@ def test_anonymous_catalog_work_does_not_grow_with_protected_repos(make_app, dat
     assert "ns1/repo1" not in names and "ns3/repo3" in names
 
 
-# -- 6. raw TCP against real gunicorn and granian: nothing a client sends takes the worker down ------------
+# -- raw TCP against real gunicorn and granian: nothing a client sends takes a worker down -------
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 DN = "CN=builder.example.org,O=Fedora Project"
 HOSTILE = [
@@ -471,7 +454,7 @@ def test_raw_socket_worker_log_has_no_traceback(crane_server):
     assert log.count(spawned) == 1, "a worker died and was replaced"
 
 
-# -- 7. a front end's placeholder for "no certificate" counted as a verified DN ------------------
+# -- a front end's "no certificate" placeholder is not a verified client DN ----------------------
 @pytest.mark.parametrize("placeholder", ["(null)", "-", "none", "   "])
 def test_no_certificate_placeholder_is_not_a_verified_client(make_app, data_dir, placeholder):
     """Apache ``RequestHeader set X-SSL-Client-DN "%{SSL_CLIENT_S_DN}s"`` sends ``(null)`` when
@@ -492,31 +475,25 @@ def test_no_certificate_placeholder_is_not_a_verified_client(make_app, data_dir,
     assert client.get(path, **real).status_code == 200
 
 
-# -- 8. CPU per request: one media range with 100,000 parameters, or 100,000 ETags ---------------
-def test_header_bombs_cost_little(app):
+# -- header bombs (100,000 media range parameters or ETags) are answered normally -----------------
+def test_header_bombs_are_answered(app):
     """granian accepts ~400 KB of headers, gunicorn joins 100 repeated lines: both reach the app.
 
-    Before: ~30 ms to parse ``a/b;q=1;q=1;...`` and ~13 ms to scan 100,000 ETags, per request
-    (a normal request costs microseconds). Timed at the registry, without the test client's own
-    cost of copying 800 KB of headers.
+    A media range with 100,000 parameters and 100,000 ETags are answered like ordinary requests
+    (what they cost per request is in benchmarks/hotpath_bench.py).
     """
-    import time
-
     registry = app.extensions["crane_fedora"].registry
     params = "application/vnd.oci.image.index.v1+json" + ";q=1" * 100_000
     etags = ",".join(['"x"'] * 100_000)
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/v2/fedora/busybox/manifests/latest"}
-    started = time.perf_counter()
     for i in range(20):
         status, _headers, _body = registry.handle(
             {**environ, "HTTP_ACCEPT": params + str(i), "HTTP_IF_NONE_MATCH": etags}
         )
         assert status.startswith("200")
-    elapsed = time.perf_counter() - started
-    assert elapsed < 0.25, f"{elapsed * 50:.1f} ms per request"
 
 
-# -- 9. serve mode: a Pulp 2 "repository" with a NUL made os.stat raise ValueError (a 500) -------
+# -- serve mode: an odd Pulp 2 repository id (NUL, newline, "..") is a 404, never a 500 ---------
 @pytest.mark.parametrize("repository", ["bad\x00name", "bad\nname", "..", "a/../../etc"])
 def test_serve_content_odd_repository_id_is_404(make_app, data_dir, tmp_path, repository):
     import json
@@ -537,7 +514,7 @@ def test_serve_content_odd_repository_id_is_404(make_app, data_dir, tmp_path, re
         assert "X-Sendfile" not in resp.headers
 
 
-# -- 10. a very deep directory tree under data_dir: RecursionError in the scan, no worker boots --
+# -- a very deep directory tree under data_dir does not stop the service -----------------------
 def test_very_deep_data_dir_does_not_stop_the_service(make_app, repo, data_dir):
     levels = [data_dir]
     for _ in range(1100):  # 2,200 characters of path: fine for the kernel, not for recursion

@@ -195,7 +195,9 @@ def test_private_distribution_is_protected(api: PulpApi, make_exporter: Any, reg
 
 
 def test_on_demand_content_fails_clearly(api: PulpApi, make_exporter: Any, registry: Registry) -> None:
-    repo = sync_repo(api, registry, "single-docker", policy="on_demand")
+    # An image no test syncs with policy immediate: the session's Pulp (shared with tests/client,
+    # its database kept between runs) must not already hold its blobs from another repository.
+    repo = sync_repo(api, registry, "multi-docker", policy="on_demand")
     exp = make_exporter()
     with pytest.raises(TaskFailed) as info:
         _export(api, exp, repository=repo.href)

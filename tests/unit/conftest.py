@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,21 @@ def snapshot(*tops: str) -> dict[str, tuple[int, ...]]:
                 st = os.lstat(p)
                 snap[p] = (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     return snap
+
+
+def wait_for_clock_past(snap: dict[str, tuple[int, ...]], probe_dir: str | os.PathLike) -> None:
+    """Return once a new file in ``probe_dir`` gets a timestamp later than every mtime and ctime in
+    ``snap``: from then on any write to a snapshotted entry shows as a changed timestamp."""
+    newest = max(max(v[3], v[4]) for v in snap.values())
+    probe = os.path.join(probe_dir, ".clock-probe")
+    while True:
+        with open(probe, "w"):
+            pass
+        stamp = os.stat(probe).st_mtime_ns
+        os.unlink(probe)
+        if stamp > newest:
+            return
+        time.sleep(0.001)
 
 
 def run_cli(*args: str, env_extra: dict[str, str] | None = None, **kw: Any) -> subprocess.CompletedProcess:

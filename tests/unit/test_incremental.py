@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 from pulp_fedora_mirror import layout
 
-from .conftest import Env, snapshot
+from .conftest import Env, snapshot, wait_for_clock_past
 from .ocibuild import LayoutBuilder, standard_layout
 
 
 def test_unchanged_reexport_writes_nothing(env: Env) -> None:
     env.export(now=1000)
     before = snapshot(env.root, env.meta)
-    time.sleep(0.02)  # so any write would show in mtime/ctime
+    wait_for_clock_past(before, env.tmp)  # so any write would show in mtime/ctime
     s = env.export(now=2000)  # a different clock must not matter either
     assert s.files_written == 0
     assert not s.metadata_changed and not s.filelist_changed
@@ -40,7 +39,7 @@ def test_new_tag_writes_only_new_files(env: Env) -> None:
     new = b.image("brand-new", layers=3)
     b.tag(new, "new")
     b.write()
-    time.sleep(0.02)
+    wait_for_clock_past(before, env.tmp)
     s = env.export(now=5000)
     assert s.files_written == 4 + 1 + 1 + 1  # config + 3 layers, manifest, metadata, file lists
     assert (s.blobs_linked + s.blobs_copied, s.manifests_written) == (4, 1)

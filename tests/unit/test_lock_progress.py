@@ -7,8 +7,18 @@ import os
 import pty
 import subprocess
 import time
+from pathlib import Path
 
 from .conftest import CLI, Env, run_cli
+
+
+def _waits_for_a_flock(pid: int) -> bool:
+    """True if /proc/locks shows ``pid`` blocked on a flock (a ``->`` waiter line)."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "->" and fields[2] == "FLOCK" and fields[5] == str(pid):
+            return True
+    return False
 
 
 def test_second_writer_waits_for_the_tree_lock(env: Env) -> None:
@@ -17,7 +27,12 @@ def test_second_writer_waits_for_the_tree_lock(env: Env) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX)  # what a running exporter or prune holds
     try:
         p = subprocess.Popen([*CLI, *env.cli_args(), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(1.0)
+        # The event to wait for: the kernel lists the exporter as a blocked waiter on the flock.
+        deadline = time.monotonic() + 60
+        while not _waits_for_a_flock(p.pid):
+            assert p.poll() is None, "export ran while the tree was locked"
+            assert time.monotonic() < deadline, "the exporter never blocked on the tree lock"
+            time.sleep(0.02)
         assert p.poll() is None, "export ran while the tree was locked"
         assert not os.listdir(env.root)
     finally:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.harness.pulp import PulpServer
 from tests.pulp.client import PulpApi
 from tests.pulp.conftest import EXPORTERS, SyncedRepo, uid
 
 ZERO = "00000000-0000-0000-0000-000000000000"
 
 
-def test_odd_export_requests(api: PulpApi, make_exporter: Any, synced_repo: SyncedRepo) -> None:
+def test_odd_export_requests_are_400(api: PulpApi, make_exporter: Any, synced_repo: SyncedRepo) -> None:
     href = make_exporter()["pulp_href"] + "exports/"
     rv = synced_repo.version_href
     bodies: list[Any] = [
@@ -52,7 +57,9 @@ def test_odd_export_requests(api: PulpApi, make_exporter: Any, synced_repo: Sync
     assert bad == [], "\n".join(repr(b)[:250] for b in bad)
 
 
-def test_odd_exporter_requests(api: PulpApi, export_dirs: tuple[Path, Path]) -> None:
+def test_odd_exporter_requests_are_400_and_never_echo_a_password(
+    api: PulpApi, export_dirs: tuple[Path, Path]
+) -> None:
     tree, meta = export_dirs
     good = {
         "name": "odd",
@@ -87,3 +94,21 @@ def test_odd_exporter_requests(api: PulpApi, export_dirs: tuple[Path, Path]) -> 
         if resp.status_code != 400 or "pw@" in resp.text:
             bad.append((o, resp.status_code, resp.text[:200]))
     assert bad == [], "\n".join(repr(b)[:250] for b in bad)
+
+
+@pytest.fixture
+def plain_user(api: PulpApi, pulp: PulpServer) -> Iterator[PulpApi]:
+    """A user without any role."""
+    name, password = uid("user"), secrets.token_urlsafe(16)
+    user = api.ok(api.post("users/", {"username": name, "password": password}), 201)
+    yield PulpApi(pulp.base_url, name, password)
+    api.delete(user["pulp_href"])
+
+
+@pytest.mark.parametrize("pk", ["not-a-uuid", "1", "00000000-0000-0000-0000-000000000000"])
+def test_odd_exporter_id_in_the_exports_url_is_404(api: PulpApi, plain_user: PulpApi, pk: str) -> None:
+    """A malformed or unknown exporter id in the URL is a 404, never a 500, for any user."""
+    href = f"{EXPORTERS}{pk}/exports/"
+    for client in (api, plain_user):
+        assert client.get(href).status_code == 404, (client.s.auth[0], pk)
+        assert client.post(href, {"repository": "x"}).status_code == 404, (client.s.auth[0], pk)
