@@ -93,7 +93,9 @@ def test_export_repository_version(
 
     # Progress reports: the core's phases (the counters are in the record's summary only).
     reports = {r["code"]: r for r in task["progress_reports"]}
-    assert set(reports) == {f"fedora_mirror.{c}" for c in ("blobs", "manifests", "signatures", "metadata", "filelist")}
+    assert set(reports) == {
+        f"fedora_mirror.{c}" for c in ("blobs", "manifests", "signatures", "metadata", "filelist")
+    }
     assert (
         reports["fedora_mirror.blobs"]["done"] == len(image.blobs) == reports["fedora_mirror.blobs"]["total"]
     )
