@@ -70,12 +70,17 @@ class PulpMirrorExportContext(PulpEntityContext):
         return {PulpMirrorExporterContext.HREF: self.exporter["pulp_href"]}
 
     def run(self, body: EntityDefinition, non_blocking: bool = False) -> t.Any:
-        """Start an export: the export summary (the task's result), or the task if ``non_blocking``.
+        """Start an export: the export summary, or the task if ``non_blocking``.
 
-        Not ``create()``: pulp-glue's ``create`` expects the finished task to name the created
-        entity, but pulpcore hands back a task's *result* when it has one, and ours is the summary.
+        The summary is stored once, on the export record the finished task created (the task has
+        no result), so it is read from there. Not ``create()``: that returns the whole record, and
+        callers want what the export did.
         """
-        return self.call("create", parameters=self.scope, body=body, non_blocking=non_blocking)
+        task = self.call("create", parameters=self.scope, body=body, non_blocking=non_blocking)
+        if non_blocking:
+            return task
+        self.pulp_href = next(h for h in task["created_resources"] if "/exports/" in h)
+        return self.entity["summary"]
 
 
 class PulpMirrorPromoteContext(PulpViewSetContext):

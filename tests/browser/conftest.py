@@ -73,7 +73,9 @@ def ui_stack(
     exactly what podman must pull from here.
     """
     base = state_dir / "ui-stack"
-    stack = CraneStack(base, base / "tree", base / "metadata", tls=tls_ca, settle_seconds=0)
+    # gthread, as docs/crane.md deploys it: Chromium keeps idle (pre)connections open, which would
+    # hold sync workers and time out podman's TLS handshake.
+    stack = CraneStack(base, base / "tree", base / "metadata", tls=tls_ca, settle_seconds=0, threads=8)
     published = int(time.time()) - 86400  # yesterday, settled (settle_seconds = 0)
     write_tree(
         fixture_images, base / "tree", base / "metadata", master_url=stack.master_url, published=published

@@ -348,7 +348,7 @@ def test_pulp_synced_and_promotion_carried_the_signatures(sig_chain: SigChain) -
     assert json.loads(sig_chain.runs["candidate-signatures"].stdout) == expected
     assert json.loads(sig_chain.runs["stable-signatures"].stdout) == expected
     release = sig_chain.runs["release"].json()
-    assert release["signatures"]["state"] == "completed"
+    assert release["promote"]["state"] == "completed"  # the promote task carried the signatures
     summary = release["export"]["summary"]
     assert (summary["signatures"], summary["signatures_written"]) == (2, 2)
     # the promoted image's sigstore attachment came along (copy_tags alone leaves it behind)
@@ -356,7 +356,7 @@ def test_pulp_synced_and_promotion_carried_the_signatures(sig_chain: SigChain) -
     doc = json.loads((sig_chain.metadata / f"{NAME}.json").read_text())
     assert sig_chain.sig_tags["promoted"] in doc["tags"]
     again = sig_chain.runs["rerelease"].json()
-    assert not [h for h in again["signatures"]["created_resources"] if "/versions/" in h]
+    assert not [h for h in again["promote"]["created_resources"] if "/versions/" in h]
     assert again["export"]["summary"]["files_written"] == 0
 
 

@@ -54,6 +54,7 @@ class CraneStack:
         app: str = APP,
         mirror_extra_locations: str = "",
         server: str = "gunicorn",
+        threads: int = 1,
     ) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.tree = Path(tree).resolve()
@@ -75,11 +76,16 @@ class CraneStack:
         self.config_path = self.state_dir / "crane.conf"
         self.extra_config = {s: dict(kv) for s, kv in (config or {}).items()}
         server_class = {"gunicorn": Gunicorn, "granian": Granian}[server]
+        # threads > 1: gunicorn's gthread workers (the documented production setting); a sync worker
+        # is held by any idle connection a client keeps open (a browser's preconnects).
+        gthread = threads > 1 and server == "gunicorn"
+        extra = {"worker_class": "gthread", "threads": threads} if gthread else {}
         self.crane = server_class(
             self.state_dir / "crane",
             app,
             tls=tls,
             workers=workers,
+            **extra,
             env={"CRANE_CONFIG_PATH": str(self.config_path), **(env or {})},
             pythonpath=pythonpath,
             ready_path="/v2/",

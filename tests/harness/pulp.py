@@ -336,15 +336,18 @@ class PulpServer:
             (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self._procs.items()}))
         self._wait_ready()
 
-    def spawn_worker(self, log_name: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        """An additional ``pulpcore-worker`` in its own process group, with ``extra_env``.
+    def spawn_worker(
+        self, log_name: str, extra_env: dict[str, str] | None = None, argv: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """An additional ``pulpcore-worker`` (or ``argv``, a launcher of one) in its own process
+        group, with ``extra_env``.
 
         The caller owns it (``kill_worker``): it is not stopped by :meth:`stop`. Returns once the
         status endpoint lists it among the online workers.
         """
         env = self.env
         env.update(extra_env or {})
-        proc = self._popen(log_name, self._argv()["worker"], env)
+        proc = self._popen(log_name, argv or self._argv()["worker"], env)
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -1,7 +1,8 @@
 """An export task whose worker is SIGKILLed leaves no export record behind (issue 13, item 4).
 
-A real Pulp: the session worker is stopped and a worker of the test's own, with
-``FEDORA_MIRROR_TESTPOINTS`` set, takes the export. Its task process stops itself (SIGSTOP) after
+A real Pulp: the session worker is stopped and a worker of the test's own, started through the
+crash tests' launcher (``tests/unit/testpoint_runner.py --pulp-worker``, the only way test points
+are turned on), takes the export. Its task process stops itself (SIGSTOP) after
 every publishing rename of the core; the test looks at the REST API at every stop, lets it run on
 to the last stop (the file list: the tree and the metadata are complete, only the task's
 bookkeeping is left) and kills the whole worker with SIGKILL there. No ``MirrorExport`` may be
@@ -76,7 +77,9 @@ def test_sigkilled_export_leaves_no_record(
     pulp.stop_service("worker")
     worker = None
     try:
-        worker = pulp.spawn_worker("worker-testpoints", {"FEDORA_MIRROR_TESTPOINTS": str(points)})
+        runner = Path(__file__).resolve().parents[1] / "unit" / "testpoint_runner.py"
+        argv = [str(pulp.bin_dir / "python"), str(runner), "--pulp-worker", str(points)]
+        worker = pulp.spawn_worker("worker-testpoints", argv=argv)
         task_href = api.ok(api.post(exports_url, {"repository": repo.href}), 202)["task"]
         labels: list[str] = []
         while True:

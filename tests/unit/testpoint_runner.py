@@ -1,4 +1,6 @@
-"""``fedora-mirror`` with test points on: ``python testpoint_runner.py LOG ARGS...``.
+"""``fedora-mirror`` with test points on: ``python testpoint_runner.py LOG ARGS...``; or a Pulp
+worker with them on: ``python testpoint_runner.py --pulp-worker LOG [WORKER ARGS...]`` (the task
+processes it forks inherit the hook).
 
 At each :mod:`pulp_fedora_mirror.export.testpoints` point it appends the label to LOG (fsynced)
 and stops itself with ``SIGSTOP``; the controlling test (its parent) inspects the tree, then sends
@@ -29,5 +31,10 @@ def stop_at_each_point(log: str) -> Callable[[str], None]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--pulp-worker":
+        from pulpcore.tasking.entrypoint import worker
+
+        testpoints.install(stop_at_each_point(sys.argv[2]))
+        sys.exit(worker(args=sys.argv[3:]))
     testpoints.install(stop_at_each_point(sys.argv[1]))
     sys.exit(main(sys.argv[2:]))
