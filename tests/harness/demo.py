@@ -37,7 +37,7 @@ from typing import Any
 
 NAMESPACE = "fedora"  # registry names in the mirror: fedora/<image>
 EXPORTER = "demo-containers"
-STEPS = 13
+STEPS = 14
 
 
 class DemoError(RuntimeError):
@@ -614,6 +614,8 @@ class Demo:
 
     def step_flatpak(self) -> str:
         """Build a Flatpak app + runtime, push, sync, release, and install it with the real client."""
+        import requests
+
         from tests.harness import clients
         from tests.harness.flatpak import APP_ID, FlatpakError, FlatpakUser, build_flatpaks
 
@@ -660,11 +662,17 @@ class Demo:
             shutil.rmtree(home, ignore_errors=True)
             user = FlatpakUser(home, ca_cert=self.tls.ca_cert)
             url = f"oci+{self.crane.crane_url}"
-            deadline = time.monotonic() + 30  # crane reloads its metadata every second
+            # crane reloads its metadata every second; flatpak caches the index it first fetches
+            # (Cache-Control max-age), so wait until crane lists both refs before flatpak asks.
+            index = f"{self.crane.crane_url}/index/static?label%3Aorg.flatpak.ref%3Aexists=1&tag=latest"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                listed = requests.get(index, timeout=10, verify=str(self.tls.ca_cert)).text
+                if build.app_ref in listed and build.runtime_ref in listed:
+                    break
+                time.sleep(0.5)
             try:
                 user.remote_add("fedora", url)
-                while build.app_ref not in user.remote_ls("fedora") and time.monotonic() < deadline:
-                    time.sleep(0.5)
                 user.run("--user", "install", "-y", "--noninteractive", "fedora", APP_ID)
                 output = user.run("--user", "run", APP_ID).stdout.strip()
             except FlatpakError as exc:
