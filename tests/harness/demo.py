@@ -718,7 +718,7 @@ class Demo:
         return url
 
     def run_all(self, keep: bool) -> None:
-        """The thirteen steps; an exception ends the run (the caller stops everything)."""
+        """The fourteen steps; an exception ends the run (the caller stops everything)."""
         self.step_postgres()
         self.step_pulp()
         self.step_registry()
