@@ -22,11 +22,21 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.helpers import CliRun, LogCursor, blob_hex, fedora_mirror, uid
+from tests.e2e.helpers import (
+    CliRun,
+    LogCursor,
+    admin_cli,
+    blob_hex,
+    export_dirs,
+    fedora_mirror,
+    mirror_exporter,
+    synced_candidate,
+    uid,
+)
 from tests.harness import clients
 from tests.harness.crane import CraneStack
 from tests.harness.flatpak import APP_ID, FlatpakBuild, FlatpakUser, available, build_flatpaks
-from tests.harness.pulp import ADMIN_PASSWORD, ADMIN_USER, PulpServer
+from tests.harness.pulp import PulpServer
 from tests.harness.registry import Registry
 from tests.harness.tls import TLSFiles
 from tests.pulp.client import PulpApi
@@ -154,10 +164,7 @@ def fchain(
     run = uid("fp")
     home = state_dir / f"{run}-home"
     home.mkdir()
-    cli_env = {"PULP_URL": pulp.base_url, "PULP_USERNAME": ADMIN_USER, "PULP_PASSWORD": ADMIN_PASSWORD}
-
-    def cli(*args: str) -> CliRun:
-        return fedora_mirror(*args, home=home, env=cli_env).check()
+    cli = admin_cli(pulp, home)
 
     v1 = builds[1]
     repos: dict[str, dict[str, Any]] = {}
@@ -169,28 +176,10 @@ def fchain(
             preserve_digests=True,
             dest_cert_dir=tls_ca.cert_dir(),
         )
-        remote = api.ok(
-            api.post(
-                "remotes/container/container/",
-                {
-                    "name": f"{run}-{key}",
-                    "url": registry.url,
-                    "upstream_name": upstream,
-                    "policy": "immediate",
-                    "ca_cert": tls_ca.ca_cert.read_text(),
-                },
-            ),
-            201,
-        )
-        candidate = api.ok(
-            api.post("repositories/container/container/", {"name": f"{run}-{key}-candidate"}), 201
-        )
-        api.run(api.post(candidate["pulp_href"] + "sync/", {"remote": remote["pulp_href"], "mirror": True}))
-        stable = api.ok(api.post("repositories/container/container/", {"name": f"{run}-{key}-stable"}), 201)
+        remote, candidate, stable = synced_candidate(api, f"{run}-{key}", registry, upstream, tls_ca)
         repos[key] = {"remote": remote, "candidate": candidate, "stable": stable, "upstream": upstream}
 
-    export_base = pulp.export_root / run
-    tree, metadata = export_base / "containers", export_base / "metadata"
+    export_base, tree, metadata = export_dirs(pulp, run)
     stack = CraneStack(
         state_dir / f"{run}-stack",
         tree,
@@ -201,19 +190,7 @@ def fchain(
         workers=1,
         config=CRANE_CONFIG,
     )
-    exporter = api.ok(
-        api.post(
-            "exporters/fedora_mirror/mirror/",
-            {
-                "name": f"{run}-exporter",
-                "path": str(tree),
-                "metadata_path": str(metadata),
-                "master_url": stack.master_url,
-                "mirror_url": stack.mirror_url,
-            },
-        ),
-        201,
-    )
+    exporter = mirror_exporter(api, run, tree, metadata, stack.master_url, mirror_url=stack.mirror_url)
     runs: dict[str, CliRun] = {}
     try:
         for key, name in (("hello", APP_NAME), ("platform", RUNTIME_NAME)):
