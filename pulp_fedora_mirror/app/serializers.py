@@ -60,7 +60,16 @@ class _RepositoryVersionField(_CheckedHrefMixin, RepositoryVersionRelatedField):
 
 
 class _RepositoryField(_CheckedHrefMixin, DetailRelatedField):
-    pass
+    """A container repository (any container repository type) by href.
+
+    The queryset in the class body, as pulpcore's DetailRelatedField asks of its subclasses; the
+    view pattern here too, so each field declares only what it means.
+    """
+
+    queryset = ContainerRepository.objects.all()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(view_name_pattern=r"repositories(-.*/.*)-detail", **kwargs)
 
 
 class MirrorExporterSerializer(ExporterSerializer):
@@ -256,8 +265,6 @@ class MirrorExportSerializer(ExportSerializer):
         help_text=_(
             "A container repository whose latest version is exported. Give this or 'repository_version'."
         ),
-        view_name_pattern=r"repositories(-.*/.*)-detail",
-        queryset=ContainerRepository.objects.all(),
         required=False,
         write_only=True,
     )
@@ -361,8 +368,6 @@ class MirrorPromoteSerializer(serializers.Serializer):
         help_text=_(
             "Container repository to promote from (its latest version). Or source_repository_version."
         ),
-        view_name_pattern=r"repositories(-.*/.*)-detail",
-        queryset=ContainerRepository.objects.all(),
         required=False,
     )
     source_repository_version = _RepositoryVersionField(
@@ -370,8 +375,6 @@ class MirrorPromoteSerializer(serializers.Serializer):
     )
     destination_repository = _RepositoryField(
         help_text=_("Container repository that gets the new version (e.g. the stable one)."),
-        view_name_pattern=r"repositories(-.*/.*)-detail",
-        queryset=ContainerRepository.objects.all(),
     )
     tags = serializers.ListField(
         child=_tag_field(_("A tag of the source version.")),
