@@ -67,6 +67,14 @@ def _image_blobs(metadata: Path, name: str) -> set[str]:
     return set(doc["blobs"])
 
 
+def _crane_stack(state: Path, tree: Path, metadata: Path, tls: TLSFiles) -> CraneStack:
+    """Crane (one worker, Flatpak index never cached) over ``metadata``, with a perfectly synced
+    mirror: the tree itself; nothing settles, so exports show at once."""
+    return CraneStack(
+        state, tree, metadata, tls=tls, mirror_tree=tree, settle_seconds=0, workers=1, config=CRANE_CONFIG
+    )
+
+
 def _install_and_run(
     stack: CraneStack, tls: TLSFiles, home: Path, build: FlatpakBuild, names: list[str]
 ) -> None:
@@ -108,16 +116,7 @@ def test_standalone_export_of_bundles(
     build = builds[1]
     work = state_dir / uid("flatpak-standalone")
     tree, metadata = work / "containers", work / "metadata"
-    stack = CraneStack(
-        work / "stack",
-        tree,
-        metadata,
-        tls=tls_ca,
-        mirror_tree=tree,
-        settle_seconds=0,
-        workers=1,
-        config=CRANE_CONFIG,
-    )
+    stack = _crane_stack(work / "stack", tree, metadata, tls_ca)
     for bundle, name in ((build.app_bundle, APP_NAME), (build.runtime_bundle, RUNTIME_NAME)):
         run = fedora_mirror(
             "export", str(bundle), "--name", name, "--tag", "latest", "--root", str(tree),
@@ -180,16 +179,7 @@ def fchain(
         repos[key] = {"remote": remote, "candidate": candidate, "stable": stable, "upstream": upstream}
 
     export_base, tree, metadata = export_dirs(pulp, run)
-    stack = CraneStack(
-        state_dir / f"{run}-stack",
-        tree,
-        metadata,
-        tls=tls_ca,
-        mirror_tree=tree,
-        settle_seconds=0,
-        workers=1,
-        config=CRANE_CONFIG,
-    )
+    stack = _crane_stack(state_dir / f"{run}-stack", tree, metadata, tls_ca)
     exporter = mirror_exporter(api, run, tree, metadata, stack.master_url, mirror_url=stack.mirror_url)
     runs: dict[str, CliRun] = {}
     try:
