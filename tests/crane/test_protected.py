@@ -24,8 +24,10 @@ def papp(make_app, data_dir, pulp2_dir):
     return make_app(CFG)
 
 
-def get(client, path, **kw):
-    return client.get(path, **kw)
+def status_with_dn(app, path: str, dn: str, remote: str) -> int:
+    """Status of ``GET path`` carrying the proxy header ``X-SSL-Client-DN: dn``, sent from ``remote``."""
+    r = app.test_client().get(path, headers={"X-SSL-Client-DN": dn}, environ_base={"REMOTE_ADDR": remote})
+    return r.status_code
 
 
 def test_anonymous_sees_same_404_as_unknown(papp):
@@ -41,46 +43,17 @@ def test_anonymous_sees_same_404_as_unknown(papp):
 
 
 def test_header_from_trusted_proxy(papp):
-    c = papp.test_client()
-    r = c.get(
-        "/v2/secret/native/manifests/latest",
-        headers={"X-SSL-Client-DN": DN},
-        environ_base={"REMOTE_ADDR": "127.0.0.1"},
-    )
-    assert r.status_code == 200
-    r = c.get(
-        "/v2/secret/pulp2/manifests/v2tag",
-        headers={"X-SSL-Client-DN": DN},
-        environ_base={"REMOTE_ADDR": "127.0.0.1"},
-    )
-    assert r.status_code == 302
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", DN, "127.0.0.1") == 200
+    assert status_with_dn(papp, "/v2/secret/pulp2/manifests/v2tag", DN, "127.0.0.1") == 302
 
 
 def test_header_from_untrusted_peer_ignored(papp):
-    c = papp.test_client()
-    r = c.get(
-        "/v2/secret/native/manifests/latest",
-        headers={"X-SSL-Client-DN": DN},
-        environ_base={"REMOTE_ADDR": "192.0.2.7"},
-    )
-    assert r.status_code == 404
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", DN, "192.0.2.7") == 404
 
 
 def test_wrong_dn_and_empty_dn(papp):
-    c = papp.test_client()
-    env = {"REMOTE_ADDR": "127.0.0.1"}
-    assert (
-        c.get(
-            "/v2/secret/native/manifests/latest", headers={"X-SSL-Client-DN": "CN=other"}, environ_base=env
-        ).status_code
-        == 404
-    )
-    assert (
-        c.get(
-            "/v2/secret/native/manifests/latest", headers={"X-SSL-Client-DN": ""}, environ_base=env
-        ).status_code
-        == 404
-    )
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", "CN=other", "127.0.0.1") == 404
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", "", "127.0.0.1") == 404
 
 
 def test_wsgi_environ_dn(papp):
