@@ -24,9 +24,9 @@ def papp(make_app, data_dir, pulp2_dir):
     return make_app(CFG)
 
 
-def status_with_dn(app, path: str, dn: str, remote: str) -> int:
-    """Status of ``GET path`` carrying the proxy header ``X-SSL-Client-DN: dn``, sent from ``remote``."""
-    r = app.test_client().get(path, headers={"X-SSL-Client-DN": dn}, environ_base={"REMOTE_ADDR": remote})
+def status_with_dn(app, path: str, dn: str, remote: str, header: str = "X-SSL-Client-DN") -> int:
+    """Status of ``GET path`` carrying the proxy header ``header: dn``, sent from ``remote``."""
+    r = app.test_client().get(path, headers={header: dn}, environ_base={"REMOTE_ADDR": remote})
     return r.status_code
 
 
@@ -86,29 +86,15 @@ def test_no_trusted_proxies_means_header_never_trusted(make_app, data_dir):
     n = Native("secret/x", protected=True)
     n.tag("latest", n.image("1"))
     n.write(data_dir)
-    c = make_app(f"[protected]\nallow = secret/* {DN}\n").test_client()
-    assert (
-        c.get(
-            "/v2/secret/x/manifests/latest",
-            headers={"X-SSL-Client-DN": DN},
-            environ_base={"REMOTE_ADDR": "127.0.0.1"},
-        ).status_code
-        == 404
-    )
+    app = make_app(f"[protected]\nallow = secret/* {DN}\n")
+    assert status_with_dn(app, "/v2/secret/x/manifests/latest", DN, "127.0.0.1") == 404
 
 
 def test_custom_header_name(make_app, data_dir):
     n = Native("secret/x", protected=True)
     n.tag("latest", n.image("1"))
     n.write(data_dir)
-    c = make_app(
+    app = make_app(
         f"[protected]\ndn_header = X-Client-Subject\ntrusted_proxies = 10.0.0.0/8\nallow = secret/* {DN}\n"
-    ).test_client()
-    assert (
-        c.get(
-            "/v2/secret/x/manifests/latest",
-            headers={"X-Client-Subject": DN},
-            environ_base={"REMOTE_ADDR": "10.1.2.3"},
-        ).status_code
-        == 200
     )
+    assert status_with_dn(app, "/v2/secret/x/manifests/latest", DN, "10.1.2.3", "X-Client-Subject") == 200
