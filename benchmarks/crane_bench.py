@@ -10,30 +10,34 @@ markdown table. Options: ``--duration`` seconds per row (default 5), ``--repos``
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import json
 import os
-import re
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MASTER = "https://dl.example.org/pub/containers/"
-MIRROR = "https://download.example.org/pub/containers/"
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from benchmarks.common import (
+    MASTER,
+    MIRROR,
+    NGINX_HEAD,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    SERVER_PIN,
+    client_pin,
+    crane_env,
+    free_port,
+    granian_cmd,
+    gunicorn_cmd,
+    image_manifest,
+    metadata_doc,
+    missing_tools,
+    run_snippet,
+    run_wrk,
+    running,
+    sha,
+    work_dir,
+)
 
 
 def repo_doc(name: str, ntags: int) -> dict:
@@ -43,33 +47,15 @@ def repo_doc(name: str, ntags: int) -> dict:
     children = []
     for arch in ("amd64", "arm64", "ppc64le"):
         cfg, layer = f"{name}-{arch}-config".encode(), f"{name}-{arch}-layer".encode()
-        blobs[_sha(cfg)] = {"size": 1469, "published": 1_700_000_000}
-        blobs[_sha(layer)] = {"size": 2_479_000, "published": 1_700_000_000}
-        body = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": _sha(cfg),
-                    "size": 1469,
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": _sha(layer),
-                        "size": 2_479_000,
-                    }
-                ],
-            },
-            indent=3,
-        )
-        d = _sha(body.encode())
+        blobs[sha(cfg)] = {"size": 1469, "published": 1_700_000_000}
+        blobs[sha(layer)] = {"size": 2_479_000, "published": 1_700_000_000}
+        body = image_manifest(sha(cfg), 1469, [sha(layer)], 2_479_000)
+        d = sha(body.encode())
         manifests[d] = {
             "mediaType": OCI_MANIFEST,
             "size": len(body),
             "body": body,
-            "blobs": [_sha(cfg), _sha(layer)],
+            "blobs": [sha(cfg), sha(layer)],
         }
         children.append(
             {
@@ -80,23 +66,13 @@ def repo_doc(name: str, ntags: int) -> dict:
             }
         )
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}, indent=3)
-    index = _sha(body.encode())
+    index = sha(body.encode())
     manifests[index] = {"mediaType": OCI_INDEX, "size": len(body), "body": body, "manifests": children}
     tags = {"latest": index}
     for i in range(ntags - 1):
         tags[f"{38 + i // 20}.{i % 20}"] = index
-    return {
-        "type": "fedora-mirror",
-        "version": 5,
-        "repo-registry-id": name,
-        "repository": name,
-        "protected": False,
-        "urls": {"master": MASTER, "mirror": MIRROR},
-        "tags": tags,
-        "manifests": manifests,
-        "blobs": blobs,
-        "export": {"id": None, "source": "bench", "exported": ""},
-    }
+    export = {"id": None, "source": "bench", "exported": ""}
+    return metadata_doc(name, 5, {"master": MASTER, "mirror": MIRROR}, tags, manifests, blobs, export)
 
 
 def make_dataset(data_dir: Path, repos: int, tags: int) -> dict:
@@ -113,67 +89,16 @@ def make_dataset(data_dir: Path, repos: int, tags: int) -> dict:
     return first
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-@contextlib.contextmanager
-def running(cmd: list[str], port: int, log: Path, env: dict | None = None) -> Iterator[None]:
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        wait_port(port, 120)
-        yield
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
-
-
 def wrk(url: str, method: str, duration: int, conns: int, work: Path) -> tuple[float, float, float, int]:
     """req/s, p50 ms, p99 ms, non-2xx/3xx count."""
     script = work / f"{method}.lua"
     script.write_text(f'wrk.method = "{method}"\n')
-    cpus = os.cpu_count() or 1
-    pin = ["taskset", "-c", f"1-{cpus - 1}"] if cpus > 1 else []
-    out = subprocess.run(
-        [*pin, "wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, pct("50"), pct("99"), int(bad.group(1)) if bad else 0
+    return run_wrk(url, script, duration, conns)
 
 
 def curl_load(url: str, method: str, total: int, conns: int) -> tuple[float, float, float, int]:
     """HEAD load with curl's parallel mode: wrk 4.1 waits for a body after a HEAD and stalls."""
-    cpus = os.cpu_count() or 1
-    pin = ["taskset", "-c", f"1-{cpus - 1}"] if cpus > 1 else []
+    pin = client_pin()
     flag = ["-I"] if method == "HEAD" else []
     started = time.perf_counter()
     out = subprocess.run(
@@ -204,17 +129,9 @@ def curl_load(url: str, method: str, total: int, conns: int) -> tuple[float, flo
     return len(times) / elapsed, times[len(times) // 2], times[int(len(times) * 0.99)], bad
 
 
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/ct; proxy_temp_path {work}/pt; fastcgi_temp_path {work}/ft;
-  uwsgi_temp_path {work}/ut; scgi_temp_path {work}/st;
-  server {{
+NGINX_CONF = (
+    NGINX_HEAD
+    + """  server {{
     listen 127.0.0.1:{port};
     add_header Docker-Distribution-API-Version registry/2.0 always;
     location = /v2/{name}/manifests/latest {{
@@ -228,6 +145,7 @@ http {{
   }}
 }}
 """
+)
 
 
 def bench_servers(doc: dict, data_dir: Path, work: Path, duration: int, conns: int) -> list[dict]:
@@ -238,16 +156,13 @@ def bench_servers(doc: dict, data_dir: Path, work: Path, duration: int, conns: i
     location = f"{MIRROR}blobs/sha256/{hexpart[:2]}/{hexpart}"
     (work / "manifest.json").write_bytes(doc["manifests"][index]["body"].encode())
     (work / "tags.json").write_text(json.dumps({"name": name, "tags": sorted(doc["tags"])}))
-    conf = work / "crane.conf"
-    conf.write_text(f"[general]\ndata_dir = {data_dir}\ndata_dir_polling_interval = 60\n")
-    env = {**os.environ, "CRANE_CONFIG_PATH": str(conf), "PYTHONPATH": str(ROOT)}
+    env = crane_env(work, data_dir, 60)
     requests = [
         ("manifest GET", "GET", f"/v2/{name}/manifests/latest"),
         ("manifest HEAD", "HEAD", f"/v2/{name}/manifests/latest"),
         ("blob redirect", "GET", f"/v2/{name}/blobs/{blob}"),
         ("tags/list", "GET", f"/v2/{name}/tags/list"),
     ]
-    venv_bin = Path(sys.executable).parent
     servers: list[tuple[str, list[str], int]] = []
     port = free_port()
     nconf = work / "nginx.conf"
@@ -256,78 +171,14 @@ def bench_servers(doc: dict, data_dir: Path, work: Path, duration: int, conns: i
             work=work, port=port, name=name, mtype=OCI_INDEX, digest=index, blob=blob, location=location
         )
     )
-    servers.append(("nginx", ["taskset", "-c", "0", "nginx", "-p", str(work), "-c", str(nconf)], port))
+    servers.append(("nginx", [*SERVER_PIN, "nginx", "-p", str(work), "-c", str(nconf)], port))
     port = free_port()
-    servers.append(
-        (
-            "gunicorn gthread",
-            [
-                "taskset",
-                "-c",
-                "0",
-                str(venv_bin / "gunicorn"),
-                "-w",
-                "1",
-                "-k",
-                "gthread",
-                "--threads",
-                "8",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "crane_fedora.wsgi:application",
-            ],
-            port,
-        )
-    )
+    servers.append(("gunicorn gthread", gunicorn_cmd(port, SERVER_PIN), port))
     port = free_port()
-    servers.append(
-        (
-            "gunicorn sync",
-            [
-                "taskset",
-                "-c",
-                "0",
-                str(venv_bin / "gunicorn"),
-                "-w",
-                "1",
-                "-b",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                "crane_fedora.wsgi:application",
-            ],
-            port,
-        )
-    )
-    if (venv_bin / "granian").exists():
+    servers.append(("gunicorn sync", gunicorn_cmd(port, SERVER_PIN, threads=None), port))
+    if (Path(sys.executable).parent / "granian").exists():
         port = free_port()
-        servers.append(
-            (
-                "granian wsgi",
-                [
-                    "taskset",
-                    "-c",
-                    "0",
-                    str(venv_bin / "granian"),
-                    "--interface",
-                    "wsgi",
-                    "--workers",
-                    "1",
-                    "--blocking-threads",
-                    "1",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "warning",
-                    "crane_fedora.wsgi:application",
-                ],
-                port,
-            )
-        )
+        servers.append(("granian wsgi", granian_cmd(port), port))
     rows = []
     for server, cmd, port in servers:
         with running(cmd, port, work / f"{server.replace(' ', '-')}.log", env):
@@ -402,15 +253,7 @@ print(json.dumps({"repos": len(store.index.repos), "import_s": t1 - t0, "load_s"
 
 
 def bench_load(data_dir: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_SNIPPET, str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_snippet(LOAD_SNIPPET, str(data_dir))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,13 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-load", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args(argv)
-    for tool in ("wrk", "nginx", "taskset", "curl"):
-        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            print(f"missing tool: {tool}", file=sys.stderr)
-            return 2
-    work = Path(tempfile.mkdtemp(prefix="crane-bench-"))
-    work.chmod(0o755)  # nginx workers run as nobody
-    try:
+    if missing_tools():
+        return 2
+    with work_dir("crane-bench-", args.keep) as work:
         data_dir = work / "metadata"
         t0 = time.perf_counter()
         doc = make_dataset(data_dir, args.repos, args.tags)
@@ -475,11 +314,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {r['server']} | {r['request']} | {r['status']} | {r['rps']:.0f} | {r['p50']:.2f} | "
                     f"{r['p99']:.2f} | {ratio:.2f} | {r['bad']} |"
                 )
-    finally:
-        if args.keep:
-            print(f"\nwork directory kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -15,19 +15,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from benchmarks.crane_bench import _UNITS, _sha, free_port, running
+from benchmarks.common import (
+    MASTER,
+    NGINX_HEAD,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    SERVER_PIN,
+    crane_env,
+    free_port,
+    granian_cmd,
+    image_manifest,
+    metadata_doc,
+    missing_tools,
+    run_snippet,
+    run_wrk,
+    running,
+    sha,
+    work_dir,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-MASTER = "https://dl.example.org/pub/containers/"
 QUERY = "/index/static?label%3Aorg.flatpak.ref%3Aexists=1&architecture=amd64&os=linux&tag=latest"
 FLATPAK_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
@@ -35,33 +45,15 @@ FLATPAK_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 def _image(name: str, app: str, arch: str, seed: str, manifests: dict, blobs: dict) -> dict:
     cfg, layer = f"{name}-{seed}-config".encode(), f"{name}-{seed}-layer".encode()
     for d in (cfg, layer):
-        blobs[_sha(d)] = {"size": 1_000_000, "published": 1_700_000_000}
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": _sha(cfg),
-                "size": 1500,
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": _sha(layer),
-                    "size": 1_000_000,
-                }
-            ],
-        },
-        indent=3,
-    )
-    digest = _sha(body.encode())
+        blobs[sha(d)] = {"size": 1_000_000, "published": 1_700_000_000}
+    body = image_manifest(sha(cfg), 1500, [sha(layer)], 1_000_000)
+    digest = sha(body.encode())
     ref = f"app/{app}/{FLATPAK_ARCH[arch]}/stable"
     manifests[digest] = {
         "mediaType": OCI_MANIFEST,
         "size": len(body),
         "body": body,
-        "blobs": [_sha(cfg), _sha(layer)],
+        "blobs": [sha(cfg), sha(layer)],
         "platform": {"os": "linux", "architecture": arch},
         "labels": {
             "org.flatpak.ref": ref,
@@ -92,23 +84,13 @@ def repo_doc(name: str, images: int) -> dict:
     blobs: dict[str, dict] = {}
     children = [_image(name, app, arch, f"latest-{arch}", manifests, blobs) for arch in ("amd64", "arm64")]
     body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}, indent=3)
-    index = _sha(body.encode())
+    index = sha(body.encode())
     manifests[index] = {"mediaType": OCI_INDEX, "size": len(body), "body": body, "manifests": children}
     tags = {"latest": index}
     for i in range(images - 2):
         tags[str(40 - i)] = _image(name, app, "amd64", f"v{40 - i}", manifests, blobs)["digest"]
-    return {
-        "type": "fedora-mirror",
-        "version": 6,
-        "repo-registry-id": name,
-        "repository": name,
-        "protected": False,
-        "urls": {"master": MASTER, "mirror": None},
-        "tags": tags,
-        "manifests": manifests,
-        "blobs": blobs,
-        "export": {"id": None, "source": "bench", "exported": ""},
-    }
+    export = {"id": None, "source": "bench", "exported": ""}
+    return metadata_doc(name, 6, {"master": MASTER, "mirror": None}, tags, manifests, blobs, export)
 
 
 def make_dataset(data_dir: Path, repos: int, images: int) -> None:
@@ -141,28 +123,12 @@ print(json.dumps({"best": min(times), "images": sum(len(e.images) + sum(len(l.im
 
 
 def load_time(data_dir: Path, index: bool, loads: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_SNIPPET, str(data_dir), "true" if index else "false", str(loads)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return run_snippet(LOAD_SNIPPET, str(data_dir), "true" if index else "false", str(loads))
 
 
-NGINX_CONF = """
-daemon off;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/ct; proxy_temp_path {work}/pt; fastcgi_temp_path {work}/ft;
-  uwsgi_temp_path {work}/ut; scgi_temp_path {work}/st;
-  server {{
+NGINX_CONF = (
+    NGINX_HEAD
+    + """  server {{
     listen 127.0.0.1:{port};
     location = /index/static {{
       default_type application/json;
@@ -174,6 +140,7 @@ http {{
   }}
 }}
 """
+)
 
 
 def wrk(url: str, duration: int, conns: int, work: Path) -> tuple[float, float, float, int]:
@@ -182,22 +149,7 @@ def wrk(url: str, duration: int, conns: int, work: Path) -> tuple[float, float, 
     script.write_text(
         'wrk.headers["Accept-Encoding"] = "gzip"\nwrk.headers["User-Agent"] = "Flatpak 1.14.10"\n'
     )
-    cpus = os.cpu_count() or 1
-    pin = ["taskset", "-c", f"1-{cpus - 1}"] if cpus > 1 else []
-    out = subprocess.run(
-        [*pin, "wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency", "-s", str(script), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(p: str) -> float:
-        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, pct("50"), pct("99"), int(bad.group(1)) if bad else 0
+    return run_wrk(url, script, duration, conns)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,16 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loads", type=int, default=5)
     args = ap.parse_args(argv)
     venv_bin = Path(sys.executable).parent
-    for tool in ("wrk", "nginx", "taskset", "curl"):
-        if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            print(f"missing tool: {tool}", file=sys.stderr)
-            return 2
+    if missing_tools():
+        return 2
     if not (venv_bin / "granian").exists():
         print("missing: granian in the venv", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="flatpak-bench-"))
-    work.chmod(0o755)  # nginx workers run as nobody
-    try:
+    with work_dir("flatpak-bench-") as work:
         data_dir = work / "metadata"
         make_dataset(data_dir, args.repos, args.images)
         with_index = load_time(data_dir, True, args.loads)
@@ -233,15 +181,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| with the index precomputed (default) | {with_index['best']:.3f} |")
         print(f"| extra cost of the index | {extra * 100:+.1f} % (goal <= 10 %) |\n")
 
-        conf = work / "crane.conf"
-        conf.write_text(f"[general]\ndata_dir = {data_dir}\ndata_dir_polling_interval = 60\n")
-        env = {**os.environ, "CRANE_CONFIG_PATH": str(conf), "PYTHONPATH": str(ROOT)}
+        env = crane_env(work, data_dir, 60)
         gport, nport = free_port(), free_port()
-        granian = [
-            "taskset", "-c", "0", str(venv_bin / "granian"), "--interface", "wsgi", "--workers", "1",
-            "--blocking-threads", "1", "--host", "127.0.0.1", "--port", str(gport), "--log-level", "warning",
-            "crane_fedora.wsgi:application",
-        ]  # fmt: skip
+        granian = granian_cmd(gport)
         rows = []
         with running(granian, gport, work / "granian.log", env):
             url = f"http://127.0.0.1:{gport}{QUERY}"
@@ -256,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("crane_fedora (granian, 1 worker)", *wrk(url, args.duration, args.connections, work))
             )
         (work / "nginx.conf").write_text(NGINX_CONF.format(work=work, port=nport))
-        nginx = ["taskset", "-c", "0", "nginx", "-p", str(work), "-c", str(work / "nginx.conf")]
+        nginx = [*SERVER_PIN, "nginx", "-p", str(work), "-c", str(work / "nginx.conf")]
         with running(nginx, nport, work / "nginx.log"):
             url = f"http://127.0.0.1:{nport}/index/static"
             served = subprocess.run(
@@ -277,8 +219,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {server} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {bad} |")
         ratio = rows[0][1] / rows[1][1] if rows[1][1] else float("nan")
         print(f"\ncrane / nginx = **{ratio:.2f}x** (goal >= 0.3x); load average {os.getloadavg()[0]:.2f}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

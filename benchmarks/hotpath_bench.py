@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.crane_bench import OCI_INDEX, OCI_MANIFEST, repo_doc
+from benchmarks.common import OCI_INDEX, OCI_MANIFEST
+from benchmarks.crane_bench import repo_doc
 
 #: What podman sends for a manifest by tag (c/image's default list).
 PODMAN_ACCEPT = (

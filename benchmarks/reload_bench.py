@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import http.client
 import json
 import os
@@ -27,14 +26,23 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.crane_bench import MASTER, MIRROR, OCI_MANIFEST, ROOT, free_port, repo_doc, running
+from benchmarks.common import (
+    MASTER,
+    MIRROR,
+    OCI_MANIFEST,
+    SERVER_PIN,
+    crane_env,
+    free_port,
+    gunicorn_cmd,
+    image_manifest,
+    metadata_doc,
+    running,
+    sha,
+)
+from benchmarks.crane_bench import repo_doc
 
 SMALL = "bench/small"
 BIG = "bench/big"
-
-
-def _sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def big_doc(target_bytes: int) -> dict:
@@ -45,29 +53,10 @@ def big_doc(target_bytes: int) -> dict:
     i = 0
     size = 0
     while size < target_bytes:
-        cfg, layers = _sha(f"cfg{i}".encode()), [_sha(f"layer{i}-{n}".encode()) for n in range(4)]
-        body = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": cfg,
-                    "size": 1469,
-                },
-                "layers": [
-                    {
-                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                        "digest": d,
-                        "size": 2_479_000,
-                    }
-                    for d in layers
-                ],
-                "annotations": {"org.opencontainers.image.version": f"{i}"},
-            },
-            indent=3,
-        )
-        digest = _sha(body.encode())
+        cfg, layers = sha(f"cfg{i}".encode()), [sha(f"layer{i}-{n}".encode()) for n in range(4)]
+        annotations = {"org.opencontainers.image.version": f"{i}"}
+        body = image_manifest(cfg, 1469, layers, 2_479_000, annotations)
+        digest = sha(body.encode())
         manifests[digest] = {
             "mediaType": OCI_MANIFEST,
             "size": len(body),
@@ -79,18 +68,8 @@ def big_doc(target_bytes: int) -> dict:
         tags[f"v{i}"] = digest
         size += len(json.dumps(manifests[digest])) + 5 * 100 + 80
         i += 1
-    return {
-        "type": "fedora-mirror",
-        "version": 6,
-        "repo-registry-id": BIG,
-        "repository": BIG,
-        "protected": False,
-        "urls": {"master": MASTER, "mirror": MIRROR},
-        "tags": tags,
-        "manifests": manifests,
-        "blobs": blobs,
-        "export": {"id": "0", "source": "bench", "exported": "2026-12-02T00:00:00Z"},
-    }
+    export = {"id": "0", "source": "bench", "exported": "2026-12-02T00:00:00Z"}
+    return metadata_doc(BIG, 6, {"master": MASTER, "mirror": MIRROR}, tags, manifests, blobs, export)
 
 
 class Rewriter(threading.Thread):
@@ -157,25 +136,9 @@ def row(
 ) -> dict:
     port = free_port()
     log = work / f"{label.split()[0]}-{port}.log"
-    conf = work / "crane.conf"
-    conf.write_text(f"[general]\ndata_dir = {data_dir}\ndata_dir_polling_interval = 1\n")
-    env = {**os.environ, "CRANE_CONFIG_PATH": str(conf), "PYTHONPATH": str(ROOT)}
-    pin = ["taskset", "-c", "0"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
-    cmd = [
-        *pin,
-        str(Path(sys.executable).parent / "gunicorn"),
-        "-w",
-        "1",
-        "-k",
-        "gthread",
-        "--threads",
-        "8",
-        "-b",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        app,
-    ]
+    env = crane_env(work, data_dir, 1)
+    pin = SERVER_PIN if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+    cmd = gunicorn_cmd(port, pin, app=app)
     (data_dir / "bench" / "big.json").write_bytes(versions[0])
     with running(cmd, port, log, env):
         path = f"/v2/{SMALL}/manifests/latest"

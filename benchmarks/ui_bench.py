@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import io
 import json
 import os
 import shutil
@@ -24,33 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.crane_bench import make_dataset, repo_doc
+from tests.harness.wsgi import wsgi_environ
 
 TARGET_MS = 20.0
 TARGET_KB = 100.0
-
-
-def environ(path: str, query: str = "", headers: dict[str, str] | None = None) -> dict:
-    env = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "registry.example.org",
-        "SERVER_PORT": "443",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "192.0.2.7",
-        "HTTP_HOST": "registry.example.org",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    for key, value in (headers or {}).items():
-        env["HTTP_" + key.upper().replace("-", "_")] = value
-    return env
 
 
 def call(app: Callable, path: str, query: str = "", headers: dict[str, str] | None = None) -> tuple:
@@ -61,7 +37,7 @@ def call(app: Callable, path: str, query: str = "", headers: dict[str, str] | No
         seen["status"], seen["headers"] = status, dict(hdrs)
 
     t, cpu = time.perf_counter(), time.thread_time()
-    result = app(environ(path, query, headers), start_response)
+    result = app(wsgi_environ("GET", path, query, headers, errors=sys.stderr), start_response)
     body = b"".join(result)
     getattr(result, "close", lambda: None)()
     took = time.perf_counter() - t

@@ -60,7 +60,27 @@ class _RepositoryVersionField(_CheckedHrefMixin, RepositoryVersionRelatedField):
 
 
 class _RepositoryField(_CheckedHrefMixin, DetailRelatedField):
-    pass
+    """A container repository (any container repository type) by href.
+
+    The queryset in the class body, as pulpcore's DetailRelatedField asks of its subclasses; the
+    view pattern here too, so each field declares only what it means.
+    """
+
+    queryset = ContainerRepository.objects.all()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(view_name_pattern=r"repositories(-.*/.*)-detail", **kwargs)
+
+
+def _one_version(data: dict[str, Any], repo_key: str, version_key: str) -> Any:
+    """The repository version named by exactly one of ``repo_key`` (its latest version) or
+    ``version_key``; a 400 naming both fields when neither or both are given."""
+    has_repo = data.get(repo_key) is not None
+    if has_repo == (data.get(version_key) is not None):
+        raise serializers.ValidationError(
+            _("Exactly one of '{}' or '{}' must be given.").format(repo_key, version_key)
+        )
+    return data[repo_key].cast().latest_version() if has_repo else data[version_key]
 
 
 class MirrorExporterSerializer(ExporterSerializer):
@@ -256,8 +276,6 @@ class MirrorExportSerializer(ExportSerializer):
         help_text=_(
             "A container repository whose latest version is exported. Give this or 'repository_version'."
         ),
-        view_name_pattern=r"repositories(-.*/.*)-detail",
-        queryset=ContainerRepository.objects.all(),
         required=False,
         write_only=True,
     )
@@ -276,18 +294,8 @@ class MirrorExportSerializer(ExportSerializer):
     def validate(self, data: dict[str, Any]) -> dict[str, Any]:
         """Exactly one of repository/repository_version; resolve the version and the name."""
         data = super().validate(data)
-        has_rv = data.get("repository_version") is not None
-        has_repo = data.get("repository") is not None
-        if has_rv == has_repo:
-            raise serializers.ValidationError(
-                _("Exactly one of 'repository' or 'repository_version' must be given.")
-            )
-        if has_repo:
-            repository = data["repository"].cast()
-            repo_version = repository.latest_version()
-        else:
-            repo_version = data["repository_version"]
-            repository = repo_version.repository.cast()
+        repo_version = _one_version(data, "repository", "repository_version")
+        repository = repo_version.repository.cast()
         if not isinstance(repository, ContainerRepository):
             raise serializers.ValidationError(
                 _("Only container repositories can be exported, not '{}'.").format(repository.pulp_type)
@@ -361,8 +369,6 @@ class MirrorPromoteSerializer(serializers.Serializer):
         help_text=_(
             "Container repository to promote from (its latest version). Or source_repository_version."
         ),
-        view_name_pattern=r"repositories(-.*/.*)-detail",
-        queryset=ContainerRepository.objects.all(),
         required=False,
     )
     source_repository_version = _RepositoryVersionField(
@@ -370,8 +376,6 @@ class MirrorPromoteSerializer(serializers.Serializer):
     )
     destination_repository = _RepositoryField(
         help_text=_("Container repository that gets the new version (e.g. the stable one)."),
-        view_name_pattern=r"repositories(-.*/.*)-detail",
-        queryset=ContainerRepository.objects.all(),
     )
     tags = serializers.ListField(
         child=_tag_field(_("A tag of the source version.")),
@@ -398,16 +402,7 @@ class MirrorPromoteSerializer(serializers.Serializer):
         """Pin the source version and check the build exists there, so the task cannot miss it."""
         from pulp_fedora_mirror.app.tasks.promote import resolve_build
 
-        has_repo = data.get("source_repository") is not None
-        has_rv = data.get("source_repository_version") is not None
-        if has_repo == has_rv:
-            raise serializers.ValidationError(
-                _("Exactly one of 'source_repository' or 'source_repository_version' must be given.")
-            )
-        if has_repo:
-            version = data["source_repository"].cast().latest_version()
-        else:
-            version = data["source_repository_version"]
+        version = _one_version(data, "source_repository", "source_repository_version")
         source = version.repository.cast()
         if not isinstance(source, ContainerRepository):
             raise serializers.ValidationError(

@@ -60,6 +60,7 @@ def _linkable(src: BlobSource) -> bool:
 
 
 def _try_link(src: BlobSource, tmp: str) -> bool:
+    """Hard-link the source to ``tmp``; False where the file system cannot (then copy instead)."""
     assert src.path
     try:
         os.link(src.path, tmp)
@@ -100,12 +101,8 @@ def _link_verified(src: BlobSource, dest: str, kind: str) -> bool:
         digest = "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
         _check(src, digest, st.st_size)
         testpoints.reached(f"{kind}-verified {src.digest}")
-        try:
-            os.link(src.path, dest)
-        except OSError as exc:
-            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
-                return False
-            raise
+        if not _try_link(src, dest):
+            return False
         linked = os.lstat(dest)
         if (linked.st_ino, linked.st_dev) != (st.st_ino, st.st_dev):
             os.unlink(dest)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import uuid
 
 import pytest
@@ -24,6 +25,26 @@ pytestmark = pytest.mark.pulp
 
 def _creds(pulp, password: str | None = None) -> list[str]:
     return ["--pulp-url", pulp.base_url, "--username", pulp.username, "--password", password or pulp.password]
+
+
+def _promote_cli(
+    pulp, candidate, stable, tmp_path, tag: str, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """``fedora-mirror promote --from CANDIDATE --to STABLE --tag TAG FLAGS`` as the admin; exits 0."""
+    r = run_cli(
+        "promote",
+        "--from",
+        candidate["name"],
+        "--to",
+        stable["name"],
+        "--tag",
+        tag,
+        *flags,
+        *_creds(pulp),
+        home=str(tmp_path),
+    )
+    assert r.returncode == 0, r.stderr
+    return r
 
 
 def _tags(client, repo_href: str) -> dict[str, str]:
@@ -90,18 +111,7 @@ def test_failed_task_raises_with_its_error_description(pulp) -> None:
 
 def test_promote_copies_only_the_given_tags(pulp, candidate, stable, tmp_path) -> None:
     c = pulp.client()
-    r = run_cli(
-        "promote",
-        "--from",
-        candidate["name"],
-        "--to",
-        stable["name"],
-        "--tag",
-        "latest",
-        *_creds(pulp),
-        home=str(tmp_path),
-    )
-    assert r.returncode == 0, r.stderr
+    r = _promote_cli(pulp, candidate, stable, tmp_path, "latest")
     assert r.stdout.startswith(f"promoted latest from {candidate['name']} to {stable['name']}: new version ")
     assert "task " in r.stderr  # progress goes to stderr (plain lines: not a TTY)
     cand_tags = _tags(c, candidate["pulp_href"])
@@ -109,19 +119,7 @@ def test_promote_copies_only_the_given_tags(pulp, candidate, stable, tmp_path) -
     assert _tags(c, stable["pulp_href"]) == {"latest": cand_tags["latest"]}
 
     # Again: nothing to copy, no new version; --json output for scripts.
-    r = run_cli(
-        "promote",
-        "--from",
-        candidate["name"],
-        "--to",
-        stable["name"],
-        "--tag",
-        "latest",
-        "--json",
-        *_creds(pulp),
-        home=str(tmp_path),
-    )
-    assert r.returncode == 0, r.stderr
+    r = _promote_cli(pulp, candidate, stable, tmp_path, "latest", "--json")
     out = json.loads(r.stdout)
     assert out["state"] == "completed"
     assert not [h for h in out["created_resources"] if "/versions/" in h]
@@ -135,19 +133,7 @@ def test_promote_api_and_no_wait(pulp, candidate, stable, tmp_path) -> None:
     assert any("/versions/1/" in h for h in done.created_resources)
     assert set(_tags(c, stable["pulp_href"])) == {"latest", "v2"}
 
-    r = run_cli(
-        "promote",
-        "--from",
-        candidate["name"],
-        "--to",
-        stable["name"],
-        "--tag",
-        "v2",
-        "--no-wait",
-        *_creds(pulp),
-        home=str(tmp_path),
-    )
-    assert r.returncode == 0, r.stderr
+    r = _promote_cli(pulp, candidate, stable, tmp_path, "v2", "--no-wait")
     href = r.stdout.strip()
     assert href.startswith("/pulp/api/v3/tasks/")
     assert c.wait(href, timeout=60).state == "completed"

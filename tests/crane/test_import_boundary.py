@@ -9,6 +9,20 @@ import sys
 from pathlib import Path
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter from the project root (nothing imported beforehand);
+    fail the test with its stderr unless it exits 0."""
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_no_pulp_or_django_loaded(tmp_path):
     code = (
         "import sys, json\n"
@@ -22,14 +36,7 @@ def test_no_pulp_or_django_loaded(tmp_path):
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('pulp_fedora_mirror.'))))\n"
         "print(json.dumps(bad))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = _python(code)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
     assert set(json.loads(proc.stdout.strip().splitlines()[-2])) <= ALLOWED
 
@@ -52,14 +59,7 @@ def test_runs_without_pika_even_when_notifications_are_configured(tmp_path):
         "names = [t.name for t in threading.enumerate()]\n"
         "print(json.dumps([status, 'pika' in sys.modules, 'crane-metadata-listener' in names]))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=Path(__file__).resolve().parents[2],
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = _python(code)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == [200, False, False]
     assert proc.stderr.count("pika is not installed") == 1, proc.stderr
 

@@ -442,9 +442,7 @@ def tls_rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Throw
     node = ThrowawayRabbitMQ(tls=tls)
     node.start()
     try:
-        node.ctl("add_user", tls.client_cn, "unused-password-external-auth")
-        node.ctl("clear_password", tls.client_cn)
-        node.ctl("set_permissions", "-p", "/", tls.client_cn, ".*", ".*", ".*")
+        node.admit_client_certificate()
         yield node, tls
     finally:
         node.destroy()

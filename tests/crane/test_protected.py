@@ -24,8 +24,10 @@ def papp(make_app, data_dir, pulp2_dir):
     return make_app(CFG)
 
 
-def get(client, path, **kw):
-    return client.get(path, **kw)
+def status_with_dn(app, path: str, dn: str, remote: str, header: str = "X-SSL-Client-DN") -> int:
+    """Status of ``GET path`` carrying the proxy header ``header: dn``, sent from ``remote``."""
+    r = app.test_client().get(path, headers={header: dn}, environ_base={"REMOTE_ADDR": remote})
+    return r.status_code
 
 
 def test_anonymous_sees_same_404_as_unknown(papp):
@@ -41,46 +43,17 @@ def test_anonymous_sees_same_404_as_unknown(papp):
 
 
 def test_header_from_trusted_proxy(papp):
-    c = papp.test_client()
-    r = c.get(
-        "/v2/secret/native/manifests/latest",
-        headers={"X-SSL-Client-DN": DN},
-        environ_base={"REMOTE_ADDR": "127.0.0.1"},
-    )
-    assert r.status_code == 200
-    r = c.get(
-        "/v2/secret/pulp2/manifests/v2tag",
-        headers={"X-SSL-Client-DN": DN},
-        environ_base={"REMOTE_ADDR": "127.0.0.1"},
-    )
-    assert r.status_code == 302
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", DN, "127.0.0.1") == 200
+    assert status_with_dn(papp, "/v2/secret/pulp2/manifests/v2tag", DN, "127.0.0.1") == 302
 
 
 def test_header_from_untrusted_peer_ignored(papp):
-    c = papp.test_client()
-    r = c.get(
-        "/v2/secret/native/manifests/latest",
-        headers={"X-SSL-Client-DN": DN},
-        environ_base={"REMOTE_ADDR": "192.0.2.7"},
-    )
-    assert r.status_code == 404
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", DN, "192.0.2.7") == 404
 
 
 def test_wrong_dn_and_empty_dn(papp):
-    c = papp.test_client()
-    env = {"REMOTE_ADDR": "127.0.0.1"}
-    assert (
-        c.get(
-            "/v2/secret/native/manifests/latest", headers={"X-SSL-Client-DN": "CN=other"}, environ_base=env
-        ).status_code
-        == 404
-    )
-    assert (
-        c.get(
-            "/v2/secret/native/manifests/latest", headers={"X-SSL-Client-DN": ""}, environ_base=env
-        ).status_code
-        == 404
-    )
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", "CN=other", "127.0.0.1") == 404
+    assert status_with_dn(papp, "/v2/secret/native/manifests/latest", "", "127.0.0.1") == 404
 
 
 def test_wsgi_environ_dn(papp):
@@ -113,29 +86,15 @@ def test_no_trusted_proxies_means_header_never_trusted(make_app, data_dir):
     n = Native("secret/x", protected=True)
     n.tag("latest", n.image("1"))
     n.write(data_dir)
-    c = make_app(f"[protected]\nallow = secret/* {DN}\n").test_client()
-    assert (
-        c.get(
-            "/v2/secret/x/manifests/latest",
-            headers={"X-SSL-Client-DN": DN},
-            environ_base={"REMOTE_ADDR": "127.0.0.1"},
-        ).status_code
-        == 404
-    )
+    app = make_app(f"[protected]\nallow = secret/* {DN}\n")
+    assert status_with_dn(app, "/v2/secret/x/manifests/latest", DN, "127.0.0.1") == 404
 
 
 def test_custom_header_name(make_app, data_dir):
     n = Native("secret/x", protected=True)
     n.tag("latest", n.image("1"))
     n.write(data_dir)
-    c = make_app(
+    app = make_app(
         f"[protected]\ndn_header = X-Client-Subject\ntrusted_proxies = 10.0.0.0/8\nallow = secret/* {DN}\n"
-    ).test_client()
-    assert (
-        c.get(
-            "/v2/secret/x/manifests/latest",
-            headers={"X-Client-Subject": DN},
-            environ_base={"REMOTE_ADDR": "10.1.2.3"},
-        ).status_code
-        == 200
     )
+    assert status_with_dn(app, "/v2/secret/x/manifests/latest", DN, "10.1.2.3", "X-Client-Subject") == 200

@@ -19,7 +19,6 @@ Properties, for both the WSGI fast path and the Flask path:
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import re
 import shutil
@@ -30,6 +29,7 @@ import pytest
 
 from crane_fedora.app import create_app
 from crane_fedora.config import parse_config
+from tests.harness.wsgi import wsgi_environ
 
 from .builder import MASTER, Native, busybox
 
@@ -80,26 +80,7 @@ def apps(tmp_path_factory):
 
 def call(app, method: str, path: str, query: str = "", headers: dict | None = None, remote="192.0.2.7"):
     """One request through the full WSGI stack, as a server would make it."""
-    environ = {
-        "REQUEST_METHOD": method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "registry.example.org",
-        "SERVER_PORT": "443",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": remote,
-        "HTTP_HOST": "registry.example.org",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    for key, value in (headers or {}).items():
-        environ["HTTP_" + key.upper().replace("-", "_")] = value
+    environ = wsgi_environ(method, path, query, headers, remote)
     seen: dict = {}
 
     def start_response(status, response_headers, exc_info=None):

@@ -1,5 +1,6 @@
-"""Helpers of the end-to-end tests: the ``fedora-mirror`` command in a child process, access-log
-cursors, and small comparisons. Plain functions (no fixtures) so both test modules import them.
+"""Helpers of the end-to-end tests: the ``fedora-mirror`` command in a child process, the Pulp
+setup every chain starts with, access-log cursors, and small comparisons. Plain functions (no
+fixtures) so every test module imports them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ import re
 import secrets
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.client.helpers import CLI, PULP_ENV
+from tests.harness.pulp import ADMIN_PASSWORD, ADMIN_USER, PulpServer
+from tests.harness.registry import Registry
+from tests.harness.tls import TLSFiles
+from tests.pulp.client import PulpApi
 
 
 def uid(prefix: str) -> str:
@@ -60,6 +66,64 @@ def fedora_mirror(*args: str, home: Path, env: dict[str, str] | None = None, tim
         [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=full, check=False
     )
     return CliRun(list(args), proc.returncode, proc.stdout, proc.stderr)
+
+
+def admin_cli(pulp: PulpServer, home: Path) -> Callable[..., CliRun]:
+    """``fedora-mirror ARGS`` as Pulp's admin with ``home`` as HOME, failing the test unless it exits 0."""
+    env = {"PULP_URL": pulp.base_url, "PULP_USERNAME": ADMIN_USER, "PULP_PASSWORD": ADMIN_PASSWORD}
+
+    def cli(*args: str) -> CliRun:
+        return fedora_mirror(*args, home=home, env=env).check()
+
+    return cli
+
+
+# -- the Pulp side of a chain -----------------------------------------------------------------
+
+
+def export_dirs(pulp: PulpServer, run: str) -> tuple[Path, Path, Path]:
+    """(base, tree, metadata) of an export named ``run`` under Pulp's allowed export root."""
+    base = pulp.export_root / run
+    return base, base / "containers", base / "metadata"
+
+
+def synced_candidate(
+    api: PulpApi, name: str, registry: Registry, upstream: str, tls: TLSFiles, **remote_fields: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(remote, candidate, stable): a remote for ``upstream`` on the candidate registry (over TLS,
+    every blob downloaded), ``NAME-candidate`` synced from it in mirror mode, and an empty
+    ``NAME-stable`` to promote into, as Fedora's release engineering sets them up."""
+    remote = api.ok(
+        api.post(
+            "remotes/container/container/",
+            {
+                "name": name,
+                "url": registry.url,
+                "upstream_name": upstream,
+                "policy": "immediate",
+                "ca_cert": tls.ca_cert.read_text(),
+                **remote_fields,
+            },
+        ),
+        201,
+    )
+    candidate = api.ok(api.post("repositories/container/container/", {"name": f"{name}-candidate"}), 201)
+    api.run(api.post(candidate["pulp_href"] + "sync/", {"remote": remote["pulp_href"], "mirror": True}))
+    stable = api.ok(api.post("repositories/container/container/", {"name": f"{name}-stable"}), 201)
+    return remote, candidate, stable
+
+
+def mirror_exporter(
+    api: PulpApi, run: str, tree: Path, metadata: Path, master_url: str, **fields: Any
+) -> dict[str, Any]:
+    """A mirror exporter ``RUN-exporter`` writing ``tree`` and ``metadata``; ``fields``: more settings."""
+    body = {
+        "name": f"{run}-exporter",
+        "path": str(tree),
+        "metadata_path": str(metadata),
+        "master_url": master_url,
+    }
+    return api.ok(api.post("exporters/fedora_mirror/mirror/", {**body, **fields}), 201)
 
 
 # -- access logs ------------------------------------------------------------------------------

@@ -38,18 +38,21 @@ from tests.e2e.helpers import (
     CliRun,
     Hit,
     LogCursor,
+    admin_cli,
     blob_hex,
     dir_layout_files,
-    fedora_mirror,
+    export_dirs,
     filelist_files,
     hexes,
+    mirror_exporter,
+    synced_candidate,
     uid,
 )
 from tests.harness import clients
 from tests.harness.containerd import Containerd
 from tests.harness.crane import CraneStack
 from tests.harness.dockerd import Dockerd
-from tests.harness.pulp import ADMIN_PASSWORD, ADMIN_USER, PulpServer
+from tests.harness.pulp import PulpServer
 from tests.harness.registry import Registry
 from tests.harness.tls import TLSFiles
 from tests.pulp.client import PulpApi
@@ -142,10 +145,7 @@ def chain(
     api, pulp = pulp_api, pulp_server
     home = state_dir / "e2e-home"
     home.mkdir(exist_ok=True)
-    cli_env = {"PULP_URL": pulp.base_url, "PULP_USERNAME": ADMIN_USER, "PULP_PASSWORD": ADMIN_PASSWORD}
-
-    def cli(*args: str) -> CliRun:
-        return fedora_mirror(*args, home=home, env=cli_env).check()
+    cli = admin_cli(pulp, home)
 
     def publish(repo: dict[str, Any], name: str) -> CliRun:
         """What Bodhi runs after a push: export the repository's latest version as ``name``."""
@@ -164,27 +164,11 @@ def chain(
 
     # 2. Pulp syncs them over TLS (the remote trusts the test CA), every blob downloaded.
     run = uid("e2e")
-    remote = api.ok(
-        api.post(
-            "remotes/container/container/",
-            {
-                "name": run,
-                "url": registry.url,
-                "upstream_name": CANDIDATE_REPO,
-                "policy": "immediate",
-                "ca_cert": tls_ca.ca_cert.read_text(),
-            },
-        ),
-        201,
-    )
-    candidate = api.ok(api.post("repositories/container/container/", {"name": f"{run}-candidate"}), 201)
-    api.run(api.post(candidate["pulp_href"] + "sync/", {"remote": remote["pulp_href"], "mirror": True}))
-    stable = api.ok(api.post("repositories/container/container/", {"name": f"{run}-stable"}), 201)
+    _remote, candidate, stable = synced_candidate(api, run, registry, CANDIDATE_REPO, tls_ca)
     tools = api.ok(api.post("repositories/container/container/", {"name": f"{run}-tools"}), 201)
 
     # 3. The serving side's URLs are fixed before anything starts, so the exporter can name them.
-    export_base = pulp.export_root / run
-    tree, metadata = export_base / "containers", export_base / "metadata"
+    export_base, tree, metadata = export_dirs(pulp, run)
     stack = CraneStack(
         state_dir / "e2e-chain",
         tree,
@@ -193,19 +177,7 @@ def chain(
         mirror_tree=tree,
         settle_seconds=SETTLE_SECONDS,
     )
-    exporter = api.ok(
-        api.post(
-            "exporters/fedora_mirror/mirror/",
-            {
-                "name": f"{run}-exporter",
-                "path": str(tree),
-                "metadata_path": str(metadata),
-                "master_url": stack.master_url,
-                "mirror_url": stack.mirror_url,
-            },
-        ),
-        201,
-    )
+    exporter = mirror_exporter(api, run, tree, metadata, stack.master_url, mirror_url=stack.mirror_url)
     chain = Chain(
         images=fixture_images,
         pulp=pulp,

@@ -22,11 +22,21 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.helpers import CliRun, LogCursor, blob_hex, fedora_mirror, uid
+from tests.e2e.helpers import (
+    CliRun,
+    LogCursor,
+    admin_cli,
+    blob_hex,
+    export_dirs,
+    fedora_mirror,
+    mirror_exporter,
+    synced_candidate,
+    uid,
+)
 from tests.harness import clients
 from tests.harness.crane import CraneStack
 from tests.harness.flatpak import APP_ID, FlatpakBuild, FlatpakUser, available, build_flatpaks
-from tests.harness.pulp import ADMIN_PASSWORD, ADMIN_USER, PulpServer
+from tests.harness.pulp import PulpServer
 from tests.harness.registry import Registry
 from tests.harness.tls import TLSFiles
 from tests.pulp.client import PulpApi
@@ -55,6 +65,14 @@ def _ref_commits(user: FlatpakUser, remote: str) -> dict[str, str]:
 def _image_blobs(metadata: Path, name: str) -> set[str]:
     doc = json.loads((metadata / f"{name}.json").read_text())
     return set(doc["blobs"])
+
+
+def _crane_stack(state: Path, tree: Path, metadata: Path, tls: TLSFiles) -> CraneStack:
+    """Crane (one worker, Flatpak index never cached) over ``metadata``, with a perfectly synced
+    mirror: the tree itself; nothing settles, so exports show at once."""
+    return CraneStack(
+        state, tree, metadata, tls=tls, mirror_tree=tree, settle_seconds=0, workers=1, config=CRANE_CONFIG
+    )
 
 
 def _install_and_run(
@@ -98,16 +116,7 @@ def test_standalone_export_of_bundles(
     build = builds[1]
     work = state_dir / uid("flatpak-standalone")
     tree, metadata = work / "containers", work / "metadata"
-    stack = CraneStack(
-        work / "stack",
-        tree,
-        metadata,
-        tls=tls_ca,
-        mirror_tree=tree,
-        settle_seconds=0,
-        workers=1,
-        config=CRANE_CONFIG,
-    )
+    stack = _crane_stack(work / "stack", tree, metadata, tls_ca)
     for bundle, name in ((build.app_bundle, APP_NAME), (build.runtime_bundle, RUNTIME_NAME)):
         run = fedora_mirror(
             "export", str(bundle), "--name", name, "--tag", "latest", "--root", str(tree),
@@ -154,10 +163,7 @@ def fchain(
     run = uid("fp")
     home = state_dir / f"{run}-home"
     home.mkdir()
-    cli_env = {"PULP_URL": pulp.base_url, "PULP_USERNAME": ADMIN_USER, "PULP_PASSWORD": ADMIN_PASSWORD}
-
-    def cli(*args: str) -> CliRun:
-        return fedora_mirror(*args, home=home, env=cli_env).check()
+    cli = admin_cli(pulp, home)
 
     v1 = builds[1]
     repos: dict[str, dict[str, Any]] = {}
@@ -169,51 +175,12 @@ def fchain(
             preserve_digests=True,
             dest_cert_dir=tls_ca.cert_dir(),
         )
-        remote = api.ok(
-            api.post(
-                "remotes/container/container/",
-                {
-                    "name": f"{run}-{key}",
-                    "url": registry.url,
-                    "upstream_name": upstream,
-                    "policy": "immediate",
-                    "ca_cert": tls_ca.ca_cert.read_text(),
-                },
-            ),
-            201,
-        )
-        candidate = api.ok(
-            api.post("repositories/container/container/", {"name": f"{run}-{key}-candidate"}), 201
-        )
-        api.run(api.post(candidate["pulp_href"] + "sync/", {"remote": remote["pulp_href"], "mirror": True}))
-        stable = api.ok(api.post("repositories/container/container/", {"name": f"{run}-{key}-stable"}), 201)
+        remote, candidate, stable = synced_candidate(api, f"{run}-{key}", registry, upstream, tls_ca)
         repos[key] = {"remote": remote, "candidate": candidate, "stable": stable, "upstream": upstream}
 
-    export_base = pulp.export_root / run
-    tree, metadata = export_base / "containers", export_base / "metadata"
-    stack = CraneStack(
-        state_dir / f"{run}-stack",
-        tree,
-        metadata,
-        tls=tls_ca,
-        mirror_tree=tree,
-        settle_seconds=0,
-        workers=1,
-        config=CRANE_CONFIG,
-    )
-    exporter = api.ok(
-        api.post(
-            "exporters/fedora_mirror/mirror/",
-            {
-                "name": f"{run}-exporter",
-                "path": str(tree),
-                "metadata_path": str(metadata),
-                "master_url": stack.master_url,
-                "mirror_url": stack.mirror_url,
-            },
-        ),
-        201,
-    )
+    export_base, tree, metadata = export_dirs(pulp, run)
+    stack = _crane_stack(state_dir / f"{run}-stack", tree, metadata, tls_ca)
+    exporter = mirror_exporter(api, run, tree, metadata, stack.master_url, mirror_url=stack.mirror_url)
     runs: dict[str, CliRun] = {}
     try:
         for key, name in (("hello", APP_NAME), ("platform", RUNTIME_NAME)):

@@ -32,11 +32,20 @@ import pytest
 
 from fixtures.build_images import FixtureImage
 from pulp_fedora_mirror import layout
-from tests.e2e.helpers import CliRun, LogCursor, fedora_mirror, filelist_files, uid
+from tests.e2e.helpers import (
+    CliRun,
+    LogCursor,
+    admin_cli,
+    export_dirs,
+    filelist_files,
+    mirror_exporter,
+    synced_candidate,
+    uid,
+)
 from tests.harness import clients
 from tests.harness.crane import CraneStack
 from tests.harness.nginx import Nginx
-from tests.harness.pulp import ADMIN_PASSWORD, ADMIN_USER, PulpServer
+from tests.harness.pulp import PulpServer
 from tests.harness.registry import Registry
 from tests.harness.tls import TLSFiles
 from tests.pulp.client import PulpApi
@@ -182,17 +191,13 @@ def sig_chain(
     work.mkdir()
     gpg = Gpg()
     run = uid("sig")
-    export_base = pulp_server.export_root / run
-    tree, metadata = export_base / "containers", export_base / "metadata"
+    export_base, tree, metadata = export_dirs(pulp_server, run)
     stack = CraneStack(work / "stack", tree, metadata, tls=tls_ca, settle_seconds=0)
     staging = work / "staging"
     staging_nginx = Nginx(work / "staging-nginx", staging, tls=tls_ca)
-    cli_env = {"PULP_URL": pulp_server.base_url, "PULP_USERNAME": ADMIN_USER, "PULP_PASSWORD": ADMIN_PASSWORD}
     home = work / "cli-home"
     home.mkdir()
-
-    def cli(*args: str) -> CliRun:
-        return fedora_mirror(*args, home=home, env=cli_env).check()
+    cli = admin_cli(pulp_server, home)
 
     try:
         fedora_fpr = gpg.new_key("Fedora Test Signer <signer@example.org>")
@@ -238,35 +243,10 @@ def sig_chain(
 
         # 2. Pulp syncs images and signatures (the staging area served as the remote's sigstore).
         staging_nginx.start()
-        remote = api.ok(
-            api.post(
-                "remotes/container/container/",
-                {
-                    "name": run,
-                    "url": registry.url,
-                    "upstream_name": CANDIDATE_REPO,
-                    "policy": "immediate",
-                    "ca_cert": tls_ca.ca_cert.read_text(),
-                    "sigstore": staging_nginx.url,
-                },
-            ),
-            201,
+        _remote, candidate, stable = synced_candidate(
+            api, run, registry, CANDIDATE_REPO, tls_ca, sigstore=staging_nginx.url
         )
-        candidate = api.ok(api.post("repositories/container/container/", {"name": f"{run}-candidate"}), 201)
-        api.run(api.post(candidate["pulp_href"] + "sync/", {"remote": remote["pulp_href"], "mirror": True}))
-        stable = api.ok(api.post("repositories/container/container/", {"name": f"{run}-stable"}), 201)
-        exporter = api.ok(
-            api.post(
-                "exporters/fedora_mirror/mirror/",
-                {
-                    "name": f"{run}-exporter",
-                    "path": str(tree),
-                    "metadata_path": str(metadata),
-                    "master_url": stack.master_url,
-                },
-            ),
-            201,
-        )
+        exporter = mirror_exporter(api, run, tree, metadata, stack.master_url)
         chain = SigChain(stack, tls_ca, tree, metadata, fedora_key, other_key, digests, {}, work=work)
         chain.runs["candidate-signatures"] = CliRun([], 0, json.dumps(_signatures(api, candidate)), "")
 

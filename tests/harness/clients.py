@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fixtures.push import skopeo_tls_args
 from tests.harness.containerd import Containerd
 from tests.harness.dockerd import Dockerd
 
@@ -109,13 +110,6 @@ def policy_path() -> str:
     return _POLICY
 
 
-def _tls(prefix: str, tls_verify: bool, cert_dir: str | os.PathLike[str] | None) -> list[str]:
-    args = [f"--{prefix}tls-verify={'true' if tls_verify else 'false'}"]
-    if cert_dir:
-        args.append(f"--{prefix}cert-dir={cert_dir}")
-    return args
-
-
 def skopeo_copy(
     src: str,
     dest: str,
@@ -153,9 +147,9 @@ def skopeo_copy(
         if preserve_digests:
             cmd.append("--preserve-digests")
         if src.startswith("docker://"):
-            cmd += _tls("src-", src_tls_verify, src_cert_dir)
+            cmd += skopeo_tls_args("src-", src_tls_verify, src_cert_dir)
         if dest.startswith("docker://"):
-            cmd += _tls("dest-", dest_tls_verify, dest_cert_dir)
+            cmd += skopeo_tls_args("dest-", dest_tls_verify, dest_cert_dir)
         cmd += [*extra_args, src, dest]
         t = time.monotonic()
         res = _run(cmd, timeout, env)
@@ -185,7 +179,7 @@ def skopeo_inspect(
         cmd += ["--override-arch", override_arch]
     cmd += ["inspect"]
     if ref.startswith("docker://"):
-        cmd += _tls("", tls_verify, cert_dir)
+        cmd += skopeo_tls_args("", tls_verify, cert_dir)
     if raw:
         cmd.append("--raw")
     if config:
@@ -242,7 +236,7 @@ def podman_pull(
     env = {**(env or {}), "TMPDIR": str(runroot)}
     try:
         cmd = [*base, "pull", "--quiet", "--signature-policy", str(policy or policy_path())]
-        cmd += _tls("", tls_verify, cert_dir)
+        cmd += skopeo_tls_args("", tls_verify, cert_dir)
         if arch:
             cmd += ["--arch", arch]
         t = time.monotonic()

@@ -6,13 +6,11 @@ command (they try a TLS handshake first and gunicorn never rejects it; clients.m
 
 from __future__ import annotations
 
-import http.client
 import os
-import ssl
 import sys
 from collections.abc import Mapping, Sequence
 
-from tests.harness.ports import LOOPBACK, free_port
+from tests.harness.ports import free_port
 from tests.harness.service import LoopbackHTTP, Service
 from tests.harness.tls import TLSFiles
 
@@ -78,16 +76,4 @@ class Gunicorn(LoopbackHTTP, Service):
         return [*argv, *self.extra_args, self.app]
 
     def ready(self) -> bool:
-        if self.tls:
-            ctx = ssl.create_default_context(cafile=str(self.tls.ca_cert))
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                LOOPBACK, self.port, context=ctx, timeout=2
-            )
-        else:
-            conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2)
-        try:
-            conn.request("GET", self.ready_path)
-            conn.getresponse().read()
-            return True
-        finally:
-            conn.close()
+        return self.answers("GET", self.ready_path)

@@ -8,15 +8,13 @@ adds ``location`` blocks (e.g. ``proxy_pass`` or ``return 404``) for lag scenari
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
-import ssl
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.harness.ports import LOOPBACK, free_port
+from tests.harness.ports import free_port
 from tests.harness.service import LoopbackHTTP, Service, ServiceError, log_tail
 from tests.harness.tls import TLSFiles
 
@@ -138,19 +136,7 @@ http {{
         ]
 
     def ready(self) -> bool:
-        if self.tls:
-            ctx = ssl.create_default_context(cafile=str(self.tls.ca_cert))
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                LOOPBACK, self.port, context=ctx, timeout=2
-            )
-        else:
-            conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2)
-        try:
-            conn.request("HEAD", "/.harness-ready-probe")
-            conn.getresponse().read()
-            return True
-        finally:
-            conn.close()
+        return self.answers("HEAD", "/.harness-ready-probe")
 
     def reload(self, timeout: float = 10.0) -> None:
         """Re-read the config after changing ``extra_locations`` (SIGHUP to the master), and wait

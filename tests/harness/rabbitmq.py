@@ -307,6 +307,16 @@ class ThrowawayRabbitMQ:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {r.stderr.strip() or r.stdout.strip()}")
         return r.stdout
 
+    def admit_client_certificate(self) -> None:
+        """Make the TLS client certificate's CN a user with no password and full permissions on
+        ``/``, so that it logs in by SASL EXTERNAL only, as on Fedora's broker."""
+        if self.tls is None:
+            raise RuntimeError("admit_client_certificate needs a node started with tls")
+        cn = self.tls.client_cn
+        self.ctl("add_user", cn, "unused-password-external-auth")
+        self.ctl("clear_password", cn)
+        self.ctl("set_permissions", "-p", "/", cn, ".*", ".*", ".*")
+
     def stop(self, timeout: float = 60.0) -> None:
         """Stop the node (``rabbitmqctl stop``), waiting until its port refuses connections."""
         if self._server is None:

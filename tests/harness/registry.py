@@ -8,14 +8,12 @@ insecure registry by default.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.harness.ports import LOOPBACK, free_port
+from tests.harness.ports import free_port
 from tests.harness.service import LoopbackHTTP, Service
 from tests.harness.tls import TLSFiles
 
@@ -77,13 +75,7 @@ class Registry(LoopbackHTTP, Service):
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """One HTTP(S) request to the registry (certificate checked against the harness CA)."""
-        if self.tls:
-            ctx = ssl.create_default_context(cafile=str(self.tls.ca_cert))
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                LOOPBACK, self.port, context=ctx, timeout=5
-            )
-        else:
-            conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=5)
+        conn = self.connection(timeout=5)
         try:
             conn.request(method, path, headers=headers or {})
             r = conn.getresponse()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import http.client
 import os
 import signal
+import ssl
 import subprocess
 import tempfile
 import time
@@ -21,6 +23,7 @@ from types import TracebackType
 from typing import Self
 
 from tests.harness.ports import LOOPBACK, group_listens_on
+from tests.harness.tls import TLSFiles
 
 #: Started and not yet stopped; strong references, so a forgotten service is still stopped at exit.
 _RUNNING: set[Service] = set()
@@ -217,7 +220,7 @@ class LoopbackHTTP:
     """
 
     port: int
-    tls: object | None
+    tls: TLSFiles | None
 
     @property
     def host(self) -> str:
@@ -233,3 +236,20 @@ class LoopbackHTTP:
     def url(self) -> str:
         """Base URL, no trailing slash."""
         return f"{self.scheme}://{self.host}"
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        """A connection to the service; with TLS, its certificate checked against the harness CA."""
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=str(self.tls.ca_cert))
+            return http.client.HTTPSConnection(LOOPBACK, self.port, context=ctx, timeout=timeout)
+        return http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
+
+    def answers(self, method: str, path: str) -> bool:
+        """True once the service answers ``METHOD path`` at all (any status): a readiness probe."""
+        conn = self.connection(timeout=2)
+        try:
+            conn.request(method, path)
+            conn.getresponse().read()
+            return True
+        finally:
+            conn.close()

@@ -23,9 +23,7 @@ def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayRabbit
     node = ThrowawayRabbitMQ(tls=tls)
     node.start()
     try:
-        node.ctl("add_user", tls.client_cn, "unused-password-external-auth")
-        node.ctl("clear_password", tls.client_cn)
-        node.ctl("set_permissions", "-p", "/", tls.client_cn, ".*", ".*", ".*")
+        node.admit_client_certificate()
         yield node
     finally:
         node.destroy()

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +55,29 @@ def _topic(prefix: str) -> str:
     return f"{prefix}.pulp.fedora_mirror.export.complete"
 
 
+def _notify_and_receive(
+    broker: Any, tmp_path: Path, export_id: str, source: str, url: str, **settings: Any
+) -> tuple[str, Any]:
+    """Send one export-complete notification of ``SUMMARY`` to ``url`` under a fresh topic prefix
+    (spool in ``tmp_path``; ``settings``: more NotifyConfig fields) and return (prefix, the one
+    message a consumer bound to ``amq.topic`` on ``broker`` received)."""
+    prefix = _prefix()
+    consumer = TopicConsumer(broker.amqp_url, f"{prefix}.#")
+    try:
+        cfg = NotifyConfig(url=url, topic_prefix=prefix, spool_dir=str(tmp_path), **settings)
+        notify_export_complete(SUMMARY, export_id=export_id, source=source, config=cfg)
+        (got,) = consumer.drain(expect=1)
+    finally:
+        consumer.close()
+    return prefix, got
+
+
+def _client_tls(rabbit: Any) -> dict[str, Any]:
+    """NotifyConfig's TLS fields for the node's client certificate (SASL EXTERNAL by its CN)."""
+    tls = rabbit.tls
+    return {"ca_cert": tls.ca_cert, "certfile": tls.client_cert, "keyfile": tls.client_key}
+
+
 def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, **(env_extra or {}))
     return subprocess.run(
@@ -65,14 +90,7 @@ def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
 
 
 def test_amqp091_sender_wire_format_is_fedora_messaging(broker, tmp_path) -> None:
-    prefix = _prefix()
-    consumer = TopicConsumer(broker.amqp_url, f"{prefix}.#")
-    try:
-        cfg = NotifyConfig(url=broker.amqp_url, topic_prefix=prefix, spool_dir=str(tmp_path))
-        notify_export_complete(SUMMARY, export_id="/pulp/api/v3/exports/42/", source="/rv/7/", config=cfg)
-        (got,) = consumer.drain(expect=1)
-    finally:
-        consumer.close()
+    prefix, got = _notify_and_receive(broker, tmp_path, "/pulp/api/v3/exports/42/", "/rv/7/", broker.amqp_url)
     assert Outbox(tmp_path).pending() == []
     assert got.exchange == "amq.topic"
     assert got.routing_key == _topic(prefix)
@@ -100,14 +118,7 @@ def test_amqp091_sender_wire_format_is_fedora_messaging(broker, tmp_path) -> Non
 
 
 def test_amqp10_sender_message_arrives_json_decodable(broker, tmp_path) -> None:
-    prefix = _prefix()
-    consumer = TopicConsumer(broker.amqp_url, f"{prefix}.#")
-    try:
-        cfg = NotifyConfig(url=broker.amqp1_url, topic_prefix=prefix, spool_dir=str(tmp_path))
-        notify_export_complete(SUMMARY, export_id="e-amqp10", source="/rv/8/", config=cfg)
-        (got,) = consumer.drain(expect=1)
-    finally:
-        consumer.close()
+    prefix, got = _notify_and_receive(broker, tmp_path, "e-amqp10", "/rv/8/", broker.amqp1_url)
     assert Outbox(tmp_path).pending() == []
     assert got.routing_key == _topic(prefix)
     p = got.properties
@@ -235,22 +246,9 @@ def test_notifications_cli_without_url_is_a_usage_error(tmp_path) -> None:
 
 def test_amqps_client_certificate_external_auth(rabbit, broker, tmp_path) -> None:
     """Fedora's setup: TLS, peer verification both ways, SASL EXTERNAL with the certificate's CN."""
-    tls = rabbit.tls
-    prefix = _prefix()
-    consumer = TopicConsumer(broker.amqp_url, f"{prefix}.#")
-    try:
-        cfg = NotifyConfig(
-            url=f"amqps://127.0.0.1:{rabbit.tls_port}/%2F",
-            topic_prefix=prefix,
-            spool_dir=str(tmp_path),
-            ca_cert=tls.ca_cert,
-            certfile=tls.client_cert,
-            keyfile=tls.client_key,
-        )
-        notify_export_complete(SUMMARY, export_id="e-tls", source="/rv/", config=cfg)
-        (got,) = consumer.drain(expect=1)
-    finally:
-        consumer.close()
+    _, got = _notify_and_receive(
+        broker, tmp_path, "e-tls", "/rv/", f"amqps://127.0.0.1:{rabbit.tls_port}/%2F", **_client_tls(rabbit)
+    )
     assert Outbox(tmp_path).pending() == []
     assert json.loads(got.body)["export_id"] == "e-tls"
     assert got.properties.headers["fedora_messaging_schema"] == SCHEMA
@@ -271,21 +269,13 @@ def test_amqp10_over_tls_with_external_auth(rabbit, broker, tmp_path) -> None:
     ``localhost``, not ``127.0.0.1``: proton's peer-name check does not match IP addresses in the
     certificate (observed: "certificate verify failed" with the same files and ``127.0.0.1``).
     """
-    tls = rabbit.tls
-    prefix = _prefix()
-    consumer = TopicConsumer(broker.amqp_url, f"{prefix}.#")
-    try:
-        cfg = NotifyConfig(
-            url=f"amqp1+amqps://localhost:{rabbit.tls_port}",
-            topic_prefix=prefix,
-            spool_dir=str(tmp_path),
-            ca_cert=tls.ca_cert,
-            certfile=tls.client_cert,
-            keyfile=tls.client_key,
-        )
-        notify_export_complete(SUMMARY, export_id="e-tls10", source="/rv/", config=cfg)
-        (got,) = consumer.drain(expect=1)
-    finally:
-        consumer.close()
+    _, got = _notify_and_receive(
+        broker,
+        tmp_path,
+        "e-tls10",
+        "/rv/",
+        f"amqp1+amqps://localhost:{rabbit.tls_port}",
+        **_client_tls(rabbit),
+    )
     assert Outbox(tmp_path).pending() == []
     assert json.loads(got.body)["export_id"] == "e-tls10"

@@ -14,12 +14,11 @@ import jsonschema
 import pytest
 from fedora_messaging import message as fm
 
-from pulp_fedora_mirror.notify import NotifyConfig, build_export_complete, notify_export_complete
+from pulp_fedora_mirror.notify import build_export_complete
 from pulp_fedora_mirror.notify.message import SCHEMA
 from pulp_fedora_mirror.notify.schema import ExportCompleteV1
 
-from .consumer import TopicConsumer
-from .test_rabbitmq import SUMMARY, _prefix
+from .test_rabbitmq import SUMMARY, _notify_and_receive
 
 pytestmark = pytest.mark.amqp
 
@@ -46,14 +45,7 @@ def test_the_entry_point_is_the_header_value() -> None:
 def test_a_fedora_messaging_consumer_gets_a_validated_export_complete(
     broker, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    prefix = _prefix()
-    consumer = TopicConsumer(broker.amqp_url, f"{prefix}.#")
-    try:
-        cfg = NotifyConfig(url=broker.amqp_url, topic_prefix=prefix, spool_dir=str(tmp_path))
-        notify_export_complete(SUMMARY, export_id="/pulp/api/v3/exports/7/", source="/rv/7/", config=cfg)
-        (got,) = consumer.drain(expect=1)
-    finally:
-        consumer.close()
+    prefix, got = _notify_and_receive(broker, tmp_path, "/pulp/api/v3/exports/7/", "/rv/7/", broker.amqp_url)
     with caplog.at_level(logging.WARNING, logger="fedora_messaging"):
         msg = fm.get_message(got.routing_key, got.properties, got.body)
     assert not [r for r in caplog.records if r.name.startswith("fedora_messaging")], caplog.text

@@ -106,35 +106,26 @@ def versions(api: PulpApi, repo_href: str) -> list[int]:
     return sorted(v["number"] for v in page["results"])
 
 
+def _promote(
+    api: PulpApi, build: dict[str, Any], destination: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    """Run a promote task from the build's repository (its latest version) into ``destination``."""
+    body = {
+        "source_repository": build["repo"]["pulp_href"],
+        "destination_repository": destination["pulp_href"],
+    }
+    return api.run(api.post(PROMOTE, {**body, **fields}))
+
+
 def test_three_tags_one_version_with_signatures(api: PulpApi, build: dict[str, Any]) -> None:
     image = build["image"]
     stable = new_repo(api)
     # The destination already serves an older build as 41 and latest.
-    api.run(
-        api.post(
-            PROMOTE,
-            {
-                "source_repository": build["repo"]["pulp_href"],
-                "destination_repository": stable["pulp_href"],
-                "tags": ["41-2"],
-                "aliases": ["41", "latest"],
-            },
-        )
-    )
+    _promote(api, build, stable, tags=["41-2"], aliases=["41", "latest"])
     assert versions(api, stable["pulp_href"]) == [0, 1]
     assert set(tags_of(api, latest(api, stable["pulp_href"])).values()) == {build["other"].digest}
 
-    task = api.run(
-        api.post(
-            PROMOTE,
-            {
-                "source_repository": build["repo"]["pulp_href"],
-                "destination_repository": stable["pulp_href"],
-                "tags": ["41-3"],
-                "aliases": ["41", "latest"],
-            },
-        )
-    )
+    task = _promote(api, build, stable, tags=["41-3"], aliases=["41", "latest"])
     assert versions(api, stable["pulp_href"]) == [0, 1, 2]  # exactly one new version
     v2 = latest(api, stable["pulp_href"])
     assert v2 in task["created_resources"]
@@ -169,17 +160,7 @@ def test_three_tags_one_version_with_signatures(api: PulpApi, build: dict[str, A
 
 def test_by_digest_to_testing(api: PulpApi, build: dict[str, Any]) -> None:
     testing = new_repo(api, "testing")
-    api.run(
-        api.post(
-            PROMOTE,
-            {
-                "source_repository": build["repo"]["pulp_href"],
-                "destination_repository": testing["pulp_href"],
-                "digest": build["image"].digest,
-                "aliases": ["41-3", "testing"],
-            },
-        )
-    )
+    _promote(api, build, testing, digest=build["image"].digest, aliases=["41-3", "testing"])
     assert versions(api, testing["pulp_href"]) == [0, 1]
     tags = tags_of(api, latest(api, testing["pulp_href"]))
     assert tags == {
@@ -257,16 +238,7 @@ def test_failed_task_leaves_destination_unchanged(
     the sync is canceled and the promote task runs.
     """
     src, stable = new_repo(api, "src"), new_repo(api)
-    api.run(
-        api.post(
-            PROMOTE,
-            {
-                "source_repository": build["repo"]["pulp_href"],
-                "destination_repository": src["pulp_href"],
-                "tags": ["41-3"],
-            },
-        )
-    )
+    _promote(api, build, src, tags=["41-3"])
     src_v1 = latest(api, src["pulp_href"])
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
