@@ -172,6 +172,16 @@ def _groups(rows: Iterable[RepoSummary]) -> list[tuple[str, list[RepoSummary]]]:
     return groups
 
 
+@bp.before_request
+def _query_must_be_utf8() -> None:
+    """A query string that is not UTF-8 is a 400, not a 500: Werkzeug's ``request.args`` raises
+    ``UnicodeDecodeError`` on it (``GET /?%80``), and every page reads its arguments."""
+    try:
+        request.args  # noqa: B018 - parsed (and cached) here, where a decode error can be answered
+    except UnicodeDecodeError:
+        abort(400, "the query string is not UTF-8")
+
+
 @bp.route("/", methods=["GET", "HEAD"])
 def catalog() -> Response:
     """Every repository this client may see, grouped by first path component, searchable, paged."""

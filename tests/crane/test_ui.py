@@ -444,3 +444,11 @@ def test_odd_facts_never_stop_startup_or_the_pages(make_app, data_dir, repo, mon
     assert 'href="/r/fedora/busybox"' in text(c.get("/")) and "cannot summarise" in caplog.text
     page = text(c.get("/r/fedora/busybox"))
     assert "podman pull localhost/fedora/busybox:latest</code>" in page and "cannot tabulate" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["/", "/r/fedora/busybox", "/help"])
+def test_query_string_not_utf8_is_a_400(make_app, repo, path):
+    """``GET /?%80``: Werkzeug cannot decode the arguments; a clear 400, never a 500."""
+    r = make_app("").test_client().get(path, environ_overrides={"QUERY_STRING": "q=\x80"})
+    assert r.status_code == 400, r.data
+    assert r.headers["Content-Type"] == "application/json"
