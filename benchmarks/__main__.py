@@ -22,6 +22,7 @@ BENCHMARKS = {
     "export": ("benchmarks.export_bench", "Mirror export (issue 2)"),
     "pulp": ("benchmarks.pulp_bench", "Pulp: MirrorExporter vs FilesystemExporter (issue 2)"),
     "crane": ("benchmarks.crane_bench", "crane_fedora vs nginx (issue 5)"),
+    "pull": ("benchmarks.pull_bench", "skopeo pull: crane_fedora + nginx vs docker-registry (issue 13)"),
 }
 
 
