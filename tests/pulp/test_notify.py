@@ -187,9 +187,9 @@ def test_notice_recorded_by_one_worker_is_sent_by_another(
         assert not _pending(pulp)
         assert not list(bus["spool"].glob("*.json")) and not list(spool_b.glob("*.json"))
     finally:
-        if not rabbit.running:
-            rabbit.start()
-        consumer.close()
         if other is not None:
             pulp.kill_worker(other, signal.SIGTERM)
         pulp.start_service("worker")
+        if not rabbit.running:
+            rabbit.start()
+        consumer.close()
