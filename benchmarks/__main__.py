@@ -26,6 +26,7 @@ BENCHMARKS = {
     "flatpak": ("benchmarks.flatpak_bench", "Flatpak index: crane_fedora vs nginx (issue 8)"),
     "reload": ("benchmarks.reload_bench", "Requests during a reload of a 30 MB metadata file (issue 13)"),
     "hotpath": ("benchmarks.hotpath_bench", "crane_fedora hot path in process (issue 11)"),
+    "pull": ("benchmarks.pull_bench", "skopeo pull: crane_fedora + nginx vs docker-registry (issue 13)"),
 }
 
 

@@ -1,9 +1,10 @@
-"""Database models: the mirror exporter (where and how to export) and one record per export."""
+"""Database models: the mirror exporter (where and how to export), one record per export, and the
+outbox of publish notifications."""
 
 from __future__ import annotations
 
 from django.db import models
-from pulpcore.plugin.models import AutoAddObjPermsMixin, Export, Exporter
+from pulpcore.plugin.models import AutoAddObjPermsMixin, BaseModel, Export, Exporter, Task
 
 #: Default grace period of ``prune``: files stay this long after the last reference went away,
 #: longer than any mirror's sync cycle (docs/layout.md §3).
@@ -54,3 +55,35 @@ class MirrorExport(Export):
 
     class Meta:
         default_related_name = "%(app_label)s_%(model_name)s"
+
+
+class MirrorNotification(BaseModel):
+    """A publish notification waiting to be sent: the plugin's outbox, in Pulp's database.
+
+    Why the database and not a spool directory: every Pulp worker, on any host, sees the same
+    rows, so whichever worker runs next delivers a notice another worker recorded. A row is
+    written in the same transaction as the export record it announces (a notice exists exactly
+    for the finished exports) and deleted only after the broker confirmed the message. Senders
+    lock the row (``SELECT … FOR UPDATE SKIP LOCKED``), so two workers never send it at once.
+
+    ``task`` is the export task: a notice is sent only once that task has ended, i.e. after it
+    released the exporter's lock (null: the task record was purged, or the notice came from an
+    old spool).
+    """
+
+    #: Full routing key (prefix included), as in :class:`pulp_fedora_mirror.notify.Message`.
+    topic = models.TextField()
+    #: The export's href: one notice per export and topic, however often a task is retried.
+    dedup_key = models.TextField()
+    #: ``Message.to_dict()``: id, headers, body, content type and encoding.
+    message = models.JSONField()
+    task = models.ForeignKey(Task, null=True, on_delete=models.SET_NULL, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(null=True)
+    last_attempt_at = models.DateTimeField(null=True)
+
+    class Meta:
+        default_related_name = "%(app_label)s_%(model_name)s"
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "dedup_key"], name="fedora_mirror_notification_once"),
+        ]

@@ -8,6 +8,7 @@ in ``urls.py`` since it belongs to no model).
 
 from __future__ import annotations
 
+import uuid
 from gettext import gettext as _
 from typing import Any
 
@@ -204,11 +205,15 @@ class MirrorExportViewSet(ExportViewSet):
         serializer.is_valid(raise_exception=True)
         repo_version = serializer.validated_data["repository_version"]
         repository = serializer.validated_data["repository"]
+        # Held exclusively by the export task and taken shared by the notification send task it
+        # dispatches at its end: pulpcore then starts the send only after the export has ended.
+        notify_resource = f"fedora_mirror:export-notice:{uuid.uuid4()}"
         task = dispatch(
             tasks.export_to_mirror,
-            exclusive_resources=[exporter],
+            exclusive_resources=[exporter, notify_resource],
             shared_resources=[repository],
             kwargs={
+                "notify_resource": notify_resource,
                 "exporter_pk": str(exporter.pk),
                 "repo_version_pk": str(repo_version.pk),
                 "name": serializer.validated_data["name"],

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -165,6 +165,21 @@ class Outbox:
             yield
         finally:
             os.close(fd)
+
+    def move_to(self, store: Callable[[Message], Any], *, lock_wait: float = 5.0) -> int:
+        """Hand every pending message to ``store``, oldest first, deleting each file once ``store``
+        returned; return how many moved. Used to move a host's spool into Pulp's shared outbox."""
+        if not self.dir.is_dir():
+            return 0
+        moved = 0
+        with self._locked(lock_wait):
+            for p in self.pending():
+                store(p.message)
+                p.path.unlink(missing_ok=True)
+                moved += 1
+            if moved:
+                fsync_dir(str(self.dir))
+        return moved
 
     def flush(self, sender: Sender, *, lock_wait: float = 30.0) -> tuple[int, int]:
         """Send every pending message; return ``(sent, failed)``.

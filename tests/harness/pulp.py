@@ -177,7 +177,7 @@ class PulpServer:
             # connections); the worker's SIGTERM handler finishes promptly.
             self._kill_group(proc.pid, proc, signal.SIGTERM if name == "worker" else signal.SIGINT)
             del self._procs[name]
-        (self.state_dir / "pids.json").unlink(missing_ok=True)
+        self._stop_leftovers()  # extra workers a test started and did not stop
         self.postgres.stop()
 
     # -- steps --------------------------------------------------------------------------------
@@ -333,8 +333,19 @@ class PulpServer:
         """Start a service stopped by :meth:`stop_service` again and wait until Pulp is ready."""
         if name not in self._procs:
             self._procs[name] = self._popen(name, self._argv()[name], self.env)
-            (self.state_dir / "pids.json").write_text(json.dumps({n: p.pid for n, p in self._procs.items()}))
+            self._record_pid(name, self._procs[name].pid)
         self._wait_ready()
+        if name == "worker":
+            self._wait_worker_online(self._procs[name], name)
+
+    def _record_pid(self, name: str, pid: int) -> None:
+        pids_file = self.state_dir / "pids.json"
+        try:
+            pids = json.loads(pids_file.read_text())
+        except (OSError, ValueError):
+            pids = {}
+        pids[name] = pid
+        pids_file.write_text(json.dumps(pids))
 
     def spawn_worker(
         self, log_name: str, extra_env: dict[str, str] | None = None, argv: list[str] | None = None
@@ -342,27 +353,41 @@ class PulpServer:
         """An additional ``pulpcore-worker`` (or ``argv``, a launcher of one) in its own process
         group, with ``extra_env``.
 
-        The caller owns it (``kill_worker``): it is not stopped by :meth:`stop`. Returns once the
+        The caller owns it and stops it with ``kill_worker``; it is recorded in ``pids.json``, so
+        :meth:`stop` (or the next :meth:`start`) ends it if the caller did not. Returns once the
         status endpoint lists it among the online workers.
         """
         env = self.env
         env.update(extra_env or {})
         proc = self._popen(log_name, argv or self._argv()["worker"], env)
+        # Recorded with the services, so a later start() stops it if its owner never did.
+        self._record_pid(log_name, proc.pid)
+        try:
+            self._wait_worker_online(proc, log_name)
+        except BaseException:
+            self.kill_worker(proc)
+            raise
+        return proc
+
+    def _wait_worker_online(self, proc: subprocess.Popen[bytes], log_name: str) -> None:
+        """Wait until the status lists this very worker process (a killed worker stays listed as
+        online for WORKER_TTL, so "some worker online" proves nothing), then a moment more: a
+        task dispatched before the worker LISTENs for wake-ups waits until something else wakes
+        the workers."""
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise PulpError(
-                    f"extra worker exited with rc {proc.returncode}; see {self.logs_dir / log_name}.log"
-                )
+                log = self.logs_dir / f"{log_name}.log"
+                raise PulpError(f"worker exited with rc {proc.returncode}; see {log}")
             try:
                 st = requests.get(self.api_root + "status/", timeout=5).json()
                 if any(w["name"].startswith(f"{proc.pid}@") for w in st.get("online_workers") or []):
-                    return proc
+                    time.sleep(1.0)
+                    return
             except (requests.RequestException, ValueError):
                 pass
             time.sleep(0.25)
-        self.kill_worker(proc)
-        raise PulpError(f"extra worker not online after {self.ready_timeout:.0f} s")
+        raise PulpError(f"worker {proc.pid} not online after {self.ready_timeout:.0f} s")
 
     @staticmethod
     def kill_worker(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:

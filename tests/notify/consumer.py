@@ -15,6 +15,8 @@ class Received:
     exchange: str
     properties: Any
     body: bytes
+    #: ``time.time()`` when the consumer got it (at most one 50 ms poll after the broker had it).
+    received_at: float = 0.0
 
 
 class TopicConsumer:
@@ -44,7 +46,7 @@ class TopicConsumer:
         while time.monotonic() < deadline:
             method, props, body = self.channel.basic_get(self.queue, auto_ack=True)
             if method is not None:
-                got.append(Received(method.routing_key, method.exchange, props, body))
+                got.append(Received(method.routing_key, method.exchange, props, body, time.time()))
                 quiet_until = None
                 continue
             if len(got) >= expect:

@@ -28,7 +28,7 @@ from pulpcore.plugin.models import (
 from pulpcore.plugin.util import get_url
 
 from pulp_fedora_mirror.app.models import MirrorExport, MirrorExporter
-from pulp_fedora_mirror.app.tasks.notify import notify_from_pulp
+from pulp_fedora_mirror.app.tasks.notify import dispatch_send, queue_notification
 from pulp_fedora_mirror.export.exporter import export_repository
 from pulp_fedora_mirror.export.source import (
     BlobSource,
@@ -205,19 +205,26 @@ def collect_signatures(content: Any) -> dict[str, list[bytes]]:
     return found
 
 
-def after_export(export: MirrorExport, summary: Any) -> None:
-    """Hook run after a successful export, once its record is saved.
+def after_export(
+    export: MirrorExport, summary: Any, *, queued: bool, notify_resource: str | None = None
+) -> None:
+    """Hook run after a successful export, once its record (and its notice) are committed.
 
-    Announces the publish (docs/messages.md): only now are the tree, the metadata, the file list
-    and the record all in place. The notifier queues the message in its outbox before trying the
-    broker and never raises for broker trouble, so a down broker cannot fail a finished export;
-    the periodic ``flush_notifications`` task retries what is pending.
+    Announces the publish (docs/messages.md) without touching the broker here: the notice is in
+    the database outbox already, and the send task runs once this task has released the
+    exporter's lock, so a slow or down broker never holds up this or the next export. The
+    periodic ``flush_notifications`` task retries what is pending, from any worker.
     """
-    notify_from_pulp(export, summary)
+    if queued:
+        dispatch_send(notify_resource)
 
 
 def export_to_mirror(
-    exporter_pk: str, repo_version_pk: str, name: str, source_href: str | None = None
+    exporter_pk: str,
+    repo_version_pk: str,
+    name: str,
+    source_href: str | None = None,
+    notify_resource: str | None = None,
 ) -> None:
     """Export one repository version under registry name ``name``.
 
@@ -225,7 +232,8 @@ def export_to_mirror(
     not again as the task result or as extra progress reports.
 
     ``source_href`` is the version's href as the viewset computed it (None for tasks queued by an
-    older API process: then it is computed here, at a cost of ~0.4 s).
+    older API process: then it is computed here, at a cost of ~0.4 s). ``notify_resource`` is a
+    resource this task holds exclusively, for the notification send task to wait on.
 
     The MirrorExport record is saved only once the core has finished, in one transaction with
     its summary, its exported resource and its created-resource entry: whatever stops the task
@@ -247,5 +255,6 @@ def export_to_mirror(
         export.save()
         export.exported_resources.create(content_object=repo_version)
         CreatedResource.objects.create(content_object=export)
+        queued = queue_notification(export, summary)  # same transaction: both or neither
     log.info("exported %s as %s: %s", source.source, name, export.summary)
-    after_export(export, summary)
+    after_export(export, summary, queued=queued, notify_resource=notify_resource)

@@ -1,13 +1,22 @@
-"""Publish notifications from Pulp: the export task's hook and the periodic retry.
+"""Publish notifications from Pulp: queue with the export record, send after the export's lock.
 
-The message itself, the outbox and the senders live in :mod:`pulp_fedora_mirror.notify` (no
-Django; the CLI and Bodhi use them too). This module only reads Pulp's settings and the export
-record. Settings (Pulp's ``settings.py``)::
+The message and the senders live in :mod:`pulp_fedora_mirror.notify` (no Django; the CLI and
+Bodhi use them too, with the file spool as their outbox). Inside Pulp the outbox is the
+``MirrorNotification`` table (:mod:`pulp_fedora_mirror.app.outbox`), shared by the workers of
+every host:
+
+1. the export task stores the notice in the transaction that saves the export record
+   (:func:`queue_notification`);
+2. it then dispatches :func:`send_notifications` with a *shared* lock on a resource the export
+   task holds *exclusively*, so pulpcore starts the send only after the export task has ended
+   and released its locks: a slow or dead broker never holds the exporter;
+3. the scheduled :func:`flush_notifications` retries whatever is still pending, from any worker.
+
+Settings (Pulp's ``settings.py``)::
 
     FEDORA_MIRROR_NOTIFY = {
         "url": "amqps://rabbitmq.example.org/%2Fpubsub",
         "topic_prefix": "org.fedoraproject.prod",
-        "spool_dir": "/var/lib/pulp/fedora-mirror/outbox",
         "certfile": "...", "keyfile": "...", "ca_cert": "...",
         "retry_interval": 60,          # seconds between retries of pending messages
         # or keep the broker settings in a file only the worker can read:
@@ -27,7 +36,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pulp_fedora_mirror.notify import flush, notify_export_complete
+from pulp_fedora_mirror.notify import build_export_complete
 from pulp_fedora_mirror.notify.config import SYSTEM_CONFIG, NotifyConfig, load_config
 
 log = logging.getLogger(__name__)
@@ -88,32 +97,56 @@ def retry_interval() -> int:
     return max(1, int(conf.get("retry_interval", conf.get("RETRY_INTERVAL", 60))))
 
 
-def flush_notifications() -> dict[str, int]:
-    """Task run by a pulpcore TaskSchedule: deliver what the outbox still holds.
+#: Dotted path of the send task (what pulpcore stores and lists as the task's ``name``).
+SEND_TASK = "pulp_fedora_mirror.app.tasks.notify.send_notifications"
 
-    This is what makes "retried until delivered" true inside Pulp: a message queued while the
-    broker was down leaves with the next run, whether or not another export happens.
-    """
+
+def _deliver() -> dict[str, int]:
+    from pulp_fedora_mirror.app import outbox
+
     cfg = plugin_notify_config()
     if cfg is None:
         return {"sent": 0, "failed": 0}
-    sent, failed = flush(cfg)
+    if cfg.spool_dir:
+        outbox.adopt_spool(cfg.spool_dir)  # notices this host queued before the upgrade
+    sent, failed = outbox.flush(cfg)
     if sent or failed:
         log.info("notifications: %d delivered, %d still pending", sent, failed)
     return {"sent": sent, "failed": failed}
 
 
-def notify_from_pulp(export: Any, summary: Any) -> None:
-    """Queue and try to send the ``export.complete`` message for a saved MirrorExport.
+def send_notifications() -> dict[str, int]:
+    """Task dispatched by an export once it has recorded its notice: deliver what is pending.
 
-    ``export_id`` is the export's REST href (what Bodhi sees in the task's created_resources);
-    ``source`` the exported repository version href from the export's params.
+    It runs only after that export task has ended (see the module docstring), on any worker.
+    """
+    return _deliver()
+
+
+def flush_notifications() -> dict[str, int]:
+    """Task run by a pulpcore TaskSchedule: deliver what the outbox still holds.
+
+    This is what makes "retried until delivered" true inside Pulp: a message queued while the
+    broker was down leaves with the next run, on whichever worker (and host) runs it, whether or
+    not another export happens.
+    """
+    return _deliver()
+
+
+def queue_notification(export: Any, summary: Any) -> bool:
+    """Store the ``export.complete`` notice of a saved MirrorExport in the outbox table.
+
+    Call it inside the transaction that saves the export record. Returns False when
+    notifications are off (nothing queued). ``export_id`` is the export's REST href (what Bodhi
+    sees in the task's created_resources); ``source`` the exported repository version href.
     """
     from pulpcore.plugin.util import get_url
 
+    from pulp_fedora_mirror.app import outbox
+
     cfg = plugin_notify_config()
     if cfg is None:
-        return
+        return False
     data = dataclasses.asdict(summary) if dataclasses.is_dataclass(summary) else dict(summary)
     params = export.params if isinstance(export.params, Mapping) else {}
     repository = ""
@@ -124,11 +157,27 @@ def notify_from_pulp(export: Any, summary: Any) -> None:
     except Exception:  # informational only; never fail the export over it
         log.debug("could not resolve the exported repository's name", exc_info=True)
     task = getattr(export, "task", None)
-    notify_export_complete(
+    message = build_export_complete(
         data,
         export_id=export_href(export, get_url),
         source=str(params.get("repository_version", "")),
-        config=cfg,
+        topic_prefix=cfg.topic_prefix,
         repository=repository,
         started_at=_iso(getattr(task, "started_at", None)),
     )
+    row = outbox.enqueue(message, task=task)
+    log.info("notification %s for export %s queued in the database outbox", message.id, message.dedup_key)
+    return row is not None
+
+
+def dispatch_send(notify_resource: str | None) -> None:
+    """Dispatch :func:`send_notifications` to run once the calling export task has ended.
+
+    ``notify_resource`` is a resource the export task holds exclusively (the viewset adds it);
+    the send task takes it shared, so pulpcore starts it only after the export released it.
+    Without one (a task queued by an older API process) the send task still never sends before
+    the export task has ended (see ``outbox.sendable``): the scheduled retry then delivers it.
+    """
+    from pulpcore.plugin.tasking import dispatch
+
+    dispatch(SEND_TASK, shared_resources=[notify_resource] if notify_resource else None)
