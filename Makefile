@@ -11,7 +11,8 @@ export FEDORA_MIRROR_STATE := $(STATE)
 # Debian packages the chain and its tests use (see docs/development.md).
 DEB_PACKAGES := skopeo podman buildah umoci docker-registry nginx containerd docker.io \
 	fuse-overlayfs uidmap postgresql rabbitmq-server wrk hyperfine openssl curl jq \
-	python3-venv iproute2 procps flatpak dbus dbus-user-session bubblewrap gnupg zsh rsync bzip2 chromium chromium-driver gcc libc6-dev
+	python3-venv iproute2 procps gnupg gcc libc6-dev \
+	flatpak dbus dbus-user-session bubblewrap zsh rsync bzip2 chromium chromium-driver
 
 .PHONY: all deps venv demo demo-down test test-fast lint bench clean
 
