@@ -13,8 +13,11 @@ headers and of a metadata reload, which used to be wall-clock asserts in the tes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import OCI_INDEX, OCI_MANIFEST
+from benchmarks.common import OCI_INDEX, OCI_MANIFEST, missing_tools
 from benchmarks.crane_bench import repo_doc
 
 #: What podman sends for a manifest by tag (c/image's default list).
@@ -175,6 +178,78 @@ def metrics_rows_in_subprocess(calls: int, multiproc_dir: str) -> dict[str, tupl
     return {k: tuple(v) for k, v in json.loads(out).items()}
 
 
+HTTP_REQUESTS = (
+    "manifest GET by tag (podman Accept)",
+    "manifest GET, If-None-Match hit (304)",
+    "blob redirect",
+)
+
+
+def bench_metrics_http(
+    data: Path, doc: dict, rounds: int, duration: int, conns: int
+) -> dict[str, tuple[str, list[float], list[float]]]:
+    """Status and req/s of granian (one worker, pinned to CPU 0; wrk on the other CPUs) with ``[metrics]
+    enable`` false and true: both servers up at once, each request run against them alternately,
+    ``rounds`` times (the order flips every round), so both see the same background load.
+
+    Why: the in-process rows put the added work against a bare WSGI call of a few µs; a client
+    pays the HTTP server too, and this is the number the issue's 5% budget is about.
+    """
+    from benchmarks.common import crane_env, free_port, granian_cmd, run_wrk, running, work_dir
+    from crane_fedora.metrics import MULTIPROC_ENV
+
+    paths = requests(doc)
+    result: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in HTTP_REQUESTS}
+    statuses: dict[str, str] = {}
+    with work_dir("crane-metrics-http-") as work, contextlib.ExitStack() as stack:
+        ports = {}
+        for on in (False, True):
+            prom = work / f"prometheus-{on}"
+            prom.mkdir()
+            env = crane_env(work, data, 60, f"[metrics]\nenable = {str(on).lower()}\n", f"crane-{on}")
+            env[MULTIPROC_ENV] = str(prom)  # as docs/crane.md deploys it under granian
+            ports[on] = free_port()
+            stack.enter_context(running(granian_cmd(ports[on]), ports[on], work / f"granian-{on}.log", env))
+        scripts = {}
+        for i, name in enumerate(HTTP_REQUESTS):
+            hdrs = paths[name][1]
+            lua = "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in hdrs.items())
+            scripts[name] = work / f"r{i}.lua"
+            scripts[name].write_text(f'wrk.method = "GET"\n{lua}')
+
+        def url(on: bool, name: str) -> str:
+            return f"http://127.0.0.1:{ports[on]}{paths[name][0]}"
+
+        for on in (False, True):  # each server runs with the setting it claims to
+            scrape = [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                f"http://127.0.0.1:{ports[on]}/metrics",
+            ]
+            code = subprocess.run(scrape, capture_output=True, text=True).stdout.strip()
+            if code != ("200" if on else "404"):
+                raise RuntimeError(f"GET /metrics answered {code} with metrics {'on' if on else 'off'}")
+        for on in (False, True):  # warm-up: first requests build caches, start threads
+            for name in HTTP_REQUESTS:
+                headers = [a for k, v in paths[name][1].items() for a in ("-H", f"{k}: {v}")]
+                check = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *headers, url(on, name)]
+                statuses[name] = subprocess.run(check, capture_output=True, text=True).stdout.strip()
+                run_wrk(url(on, name), scripts[name], 1, conns)
+        for r in range(rounds):
+            print(f"metrics over HTTP: round {r + 1}/{rounds}", file=sys.stderr, flush=True)
+            for name in HTTP_REQUESTS:
+                for on in (False, True) if r % 2 == 0 else (True, False):
+                    rps, _, _, bad = run_wrk(url(on, name), scripts[name], duration, conns)
+                    if bad:
+                        raise RuntimeError(f"{name}: {bad} responses not 2xx/3xx (metrics {on})")
+                    (result[name][1] if on else result[name][0]).append(rps)
+    return {name: (statuses[name], *rps) for name, rps in result.items()}
+
+
 def bench_parsers(calls: int) -> dict[str, float]:
     """Header parsing alone: Werkzeug vs the cache hit vs the hand-written ETag scan."""
     from werkzeug.http import parse_accept_header, parse_etags
@@ -226,11 +301,35 @@ def bench_hostile(tmp: Path, native: Any) -> dict[str, float]:
     }
 
 
+def print_http(http: dict[str, tuple[str, list[float], list[float]]], args: argparse.Namespace) -> None:
+    print(
+        f"Metrics through an HTTP server (the hot path a client pays): granian, 1 worker, 1 blocking thread, "
+        "pinned to CPU 0 (as crane_bench runs it; PROMETHEUS_MULTIPROC_DIR set as docs/crane.md deploys it); "
+        f"wrk -t2 -c{args.connections} -d{args.http_duration}s on the other CPU; both servers up at once, "
+        f"{args.http_rounds} interleaved rounds (off, on; then on, off), medians; "
+        f"load average {os.getloadavg()[0]:.2f} at the end:"
+    )
+    print()
+    print("| request | status | metrics off req/s | metrics on req/s | on/off | cost | per-round on/off |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (status, off, on) in http.items():
+        m_off, m_on = statistics.median(off), statistics.median(on)
+        rounds = ", ".join(f"{b / a:.3f}" for a, b in zip(off, on, strict=True))
+        print(
+            f"| {name} | {status} | {m_off:.0f} | {m_on:.0f} | {m_on / m_off:.3f} | "
+            f"{1 - m_on / m_off:+.1%} ({1e6 / m_on - 1e6 / m_off:+.2f} µs) | {rounds} |"
+        )
+    print()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=3000, help="calls per round (7 rounds per row)")
     ap.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
     ap.add_argument("--metrics-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--http-rounds", type=int, default=5, help="metrics off/on rounds over HTTP (0: skip)")
+    ap.add_argument("--http-duration", type=int, default=3, help="seconds of wrk per request and round")
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     args = ap.parse_args(argv)
     if args.metrics_only:
         with tempfile.TemporaryDirectory(prefix="crane-hotpath-") as tmp:
@@ -247,6 +346,14 @@ def main(argv: list[str] | None = None) -> int:
         multiproc = Path(tmp) / "prometheus"
         multiproc.mkdir()
         metrics_multi = metrics_rows_in_subprocess(args.calls, str(multiproc))
+        http = {}
+        if args.http_rounds:
+            if missing_tools(("wrk", "taskset", "curl")):
+                return 2
+            if not (Path(sys.executable).parent / "granian").exists():
+                print("missing tool: granian (pip install granian)", file=sys.stderr)
+                return 2
+            http = bench_metrics_http(data, doc, args.http_rounds, args.http_duration, args.connections)
     parsers = bench_parsers(args.calls)
     if args.json:
         doc_out = {"requests": rows, "parsers": parsers, "hostile": hostile}
@@ -254,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             "metrics": metrics_single,
             "metrics_work": work_single,
             "metrics_work_multiprocess": metrics_multi,
+            "metrics_http": http,
         }
         print(json.dumps(doc_out, indent=1))
         return 0
@@ -290,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (off, on) in metrics_single.items():
         print(f"| {name} | {off:.2f} | {on:.2f} | {on / off - 1:+.1%} |")
     print()
+    if http:
+        print_http(http, args)
     print("Hostile requests (tests/crane/test_security.py; in the registry, without the WSGI layer):")
     print()
     print("| request | µs per request | ceiling |")
