@@ -25,7 +25,7 @@ BENCHMARKS = {
     "ui": ("benchmarks.ui_bench", "Home page: server time and weight at 10,000 repositories (issue 12)"),
     "flatpak": ("benchmarks.flatpak_bench", "Flatpak index: crane_fedora vs nginx (issue 8)"),
     "reload": ("benchmarks.reload_bench", "Requests during a reload of a 30 MB metadata file (issue 13)"),
-    "hotpath": ("benchmarks.hotpath_bench", "crane_fedora hot path in process (issue 11)"),
+    "hotpath": ("benchmarks.hotpath_bench", "crane_fedora hot path; metrics through granian (issue 11)"),
     "pull": ("benchmarks.pull_bench", "skopeo pull: crane_fedora + nginx vs docker-registry (issue 13)"),
 }
 

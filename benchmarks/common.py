@@ -133,10 +133,15 @@ def work_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def crane_env(work: Path, data_dir: Path, polling_interval: int) -> dict:
-    """The environment of a crane_fedora server over ``data_dir`` (config written into ``work``)."""
-    conf = work / "crane.conf"
-    conf.write_text(f"[general]\ndata_dir = {data_dir}\ndata_dir_polling_interval = {polling_interval}\n")
+def crane_env(
+    work: Path, data_dir: Path, polling_interval: int, extra: str = "", name: str = "crane"
+) -> dict:
+    """The environment of a crane_fedora server over ``data_dir`` (config ``work/<name>.conf``,
+    ``extra`` appended to it)."""
+    conf = work / f"{name}.conf"
+    conf.write_text(
+        f"[general]\ndata_dir = {data_dir}\ndata_dir_polling_interval = {polling_interval}\n{extra}"
+    )
     return {**os.environ, "CRANE_CONFIG_PATH": str(conf), "PYTHONPATH": str(ROOT)}
 
 

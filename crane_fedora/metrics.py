@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: How stale another worker's counts may be in a scrape (each worker flushes this often).
 FLUSH_SECONDS = 1.0
-#: Endpoint labels (a fixed set: never built from the path).
-V2_ENDPOINTS = {"manifests": "manifest", "blobs": "blob", "tags": "tags"}
 
 
 def endpoint_of(path: str) -> str:
@@ -173,14 +171,6 @@ class Metrics:
         if not self.running:
             self.ensure_flusher()
         key = (endpoint_of(path), status)
-        try:
-            next(self._tallies[key])
-        except KeyError:
-            next(self._tallies.setdefault(key, itertools.count()))
-
-    def count_request(self, endpoint: str, status: str) -> None:
-        """Count one answered request by endpoint label; ``status`` is the WSGI status line."""
-        key = (endpoint, status)
         try:
             next(self._tallies[key])
         except KeyError:
