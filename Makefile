@@ -11,8 +11,8 @@ export FEDORA_MIRROR_STATE := $(STATE)
 # Debian packages the chain and its tests use (see docs/development.md).
 DEB_PACKAGES := skopeo podman buildah umoci docker-registry nginx containerd docker.io \
 	fuse-overlayfs uidmap postgresql rabbitmq-server wrk hyperfine openssl curl jq \
-	python3-venv iproute2 procps gnupg gcc libc6-dev \
-	flatpak dbus dbus-user-session bubblewrap zsh rsync bzip2 chromium chromium-driver
+	python3-venv iproute2 procps gnupg zsh rsync bzip2 \
+	flatpak dbus dbus-daemon dbus-user-session bubblewrap chromium chromium-driver gcc libc6-dev
 
 .PHONY: all deps venv demo demo-down test test-fast lint bench clean
 
