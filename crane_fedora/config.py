@@ -124,6 +124,15 @@ def _platform(raw: str, where: str) -> Platform:
     return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
+def _url_problem(raw: str, where: str) -> ConfigError | None:
+    """The one URL rule (:func:`layout.url_problem`) as a config error; never echoes a URL with
+    user info in it (it may hold a password)."""
+    problem = url_problem(raw)
+    if problem is None:
+        return None
+    return ConfigError(f"{where} {problem}" + ("" if "@" in raw else f": {raw!r}"))
+
+
 def _url_prefixes(raw: str, where: str) -> tuple[str, ...]:
     """Parse the prefixes; a bare ``scheme://host[:port]`` gets its ``/``.
 
@@ -132,8 +141,10 @@ def _url_prefixes(raw: str, where: str) -> tuple[str, ...]:
     """
     prefixes = []
     for p in raw.replace(",", " ").split():
-        if not (p.startswith("https://") or p.startswith("http://")):
-            raise ConfigError(f"{where}: not an http(s) URL: {p!r}")
+        # A prefix with user info or a query could never match a redirect URL (layout.url_problem
+        # refuses those in metadata), so it is refused here rather than silently allowing nothing.
+        if (error := _url_problem(p, where)) is not None:
+            raise error
         if "/" not in p.split("://", 1)[1]:
             p += "/"
         prefixes.append(p)
@@ -227,10 +238,8 @@ def _registry_url(raw: str, where: str) -> str:
             or any(c in raw for c in " ?#\\")
         ):
             raise ConfigError(f"{where}: not a usable absolute path: {raw!r}")
-    else:
-        problem = url_problem(raw)
-        if problem is not None:
-            raise ConfigError(f"{where} {problem}: {raw!r}")
+    elif (error := _url_problem(raw, where)) is not None:
+        raise error
     return raw if raw.endswith("/") else raw + "/"
 
 
@@ -259,8 +268,11 @@ def _remote_name(raw: str, where: str) -> str:
 
 
 def _http_url(raw: str, where: str) -> str:
-    if not raw.startswith(("https://", "http://")) or not raw.isprintable() or " " in raw:
-        raise ConfigError(f"{where}: not an http(s) URL: {raw!r}")
+    """``[ui] signing_key`` and ``lookaside``: shown on ``/help`` in commands users paste, and the
+    lookaside is a base that clients append paths to, so the redirect-base rule fits both (no user
+    info to leak, no query or fragment to break the pasted command or the appended paths)."""
+    if (error := _url_problem(raw, where)) is not None:
+        raise error
     return raw
 
 

@@ -75,6 +75,10 @@ def test_all_new_keys():
         ("[cdn]\nurl_match = a\n", "[cdn] url_match"),
         ("[mirrors]\nsettle_seconds = 1d\n", "[mirrors] settle_seconds"),
         ("[mirrors]\nallowed_url_prefixes = ftp://x/\n", "[mirrors] allowed_url_prefixes"),
+        # No redirect URL can carry user info or a query (layout.url_problem), so such a prefix
+        # could never match: refused at start-up rather than silently allowing nothing.
+        ("[mirrors]\nallowed_url_prefixes = https://u:p@a.example/\n", "prefixes must not contain user"),
+        ("[mirrors]\nallowed_url_prefixes = https://a.example/?x=1\n", "prefixes must not contain a query"),
         ("[registry]\ncatalog = sometimes\n", "[registry] catalog"),
         ("[registry]\npage_size_max = 0\n", "[registry] page_size_max"),
         ("[registry]\ndefault_platform = amd64\n", "[registry] default_platform"),

@@ -292,6 +292,12 @@ def test_config_validation():
         ("page_size = 5000", "[ui] page_size"),
         ("signing_key = file:///etc/key", "[ui] signing_key"),
         ("lookaside = not a url", "[ui] lookaside"),
+        # The one URL rule (layout.url_problem): a password would be shown on /help, a query or
+        # fragment breaks the lookaside's appended paths and the pasted `curl` command.
+        ("signing_key = https://user:pw@keys.example.org/key", "[ui] signing_key must not contain user"),
+        ("signing_key = https://keys.example.org/key?a=1&b=2", "[ui] signing_key must not contain a query"),
+        ("lookaside = https://dl.example.org/sigs#x", "[ui] lookaside must not contain a query"),
+        ("lookaside = https:///sigs", "[ui] lookaside must name a host"),
         ("enable = perhaps", "[ui] enable"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
