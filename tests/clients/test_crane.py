@@ -84,6 +84,26 @@ def test_skopeo_through_crane(
     assert res.digest == image.digest
 
 
+@pytest.mark.parametrize("name", [n for n in IMAGE_NAMES if n.endswith("-oci")])
+def test_skopeo_oci_copy_through_crane_keeps_the_published_blobs(
+    crane: CraneStack, tls_ca: TLSFiles, fixture_images: dict[str, FixtureImage], name: str, tmp_path: Path
+) -> None:
+    """``copy --all`` into ``oci:`` (skopeo's parallel layer copy) stores the published manifests
+    and blobs unchanged: the client neither converts nor recompresses anything it pulls through
+    crane, so a pull costs it no more work than from the registry the image was pushed to (issue
+    13 item 8: the slowdown reported there came from comparing against a registry holding gzipped
+    copies of uncompressed layers, see benchmarks/pull_bench.py)."""
+    image = fixture_images[name]
+    layout = tmp_path / "oci"
+    res = clients.skopeo_copy(
+        f"docker://{ref(crane, image, 'tag')}", f"oci:{layout}:x", src_cert_dir=tls_ca.cert_dir()
+    )
+    assert res.digest == image.digest
+    assert clients.oci_layout_digest(layout, "x") == image.digest
+    stored = {f"sha256:{p.name}" for p in (layout / "blobs" / "sha256").iterdir()}
+    assert stored == {image.digest, *image.children, *image.blob_digests}
+
+
 @pytest.mark.parametrize("how", ["tag", "digest"])
 def test_podman_through_crane(
     crane: CraneStack, tls_ca: TLSFiles, image: FixtureImage, how: str, tmp_path: Path
