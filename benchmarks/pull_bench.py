@@ -14,7 +14,7 @@ Two destinations, because skopeo copies differently into them: ``dir:`` takes th
 after the other; ``oci:`` takes up to six at once (containers/image's parallel copy) and wants
 compressed layers, so it gzips any uncompressed layer on the way.
 
-**Why issue 13 saw 1.10x-1.5x** (``--issue-setup`` reproduces it): its reference was not the same
+**Why issue 13 saw 1.10x-1.5x** (the ``issue's setup`` rows reproduce it): its reference was not the same
 image. An OCI layout with uncompressed (``tar``) layers pushed to docker-registry with a plain
 ``skopeo copy`` is gzipped on the way (a registry destination wants compressed layers), so the
 registry served ``tar+gzip`` layers while crane served the layout's ``tar`` layers; skopeo then
@@ -31,7 +31,7 @@ and min-max; ratios are medians divided by the registry's median for the same im
 destination.
 
 Usage: ``python -m benchmarks.pull_bench [--rounds 5] [--layers 8,16] [--dest dir,oci]
-[--issue-setup] [--nginx-auto]``
+[--no-issue-setup] [--nginx-auto]``
 """
 
 from __future__ import annotations
@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layer-mib", type=int, default=64)
     ap.add_argument("--dest", default="dir,oci", help="comma-separated skopeo destinations: dir, oci")
     ap.add_argument(
-        "--issue-setup", action="store_true",
-        help="also the issue's measurement: tar layers, pushed to the registry without "
-        "--preserve-digests (so gzipped there), pulled into oci:",
+        "--issue-setup", action=argparse.BooleanOptionalAction, default=True,
+        help="also the issue's measurement (default on): tar layers, pushed to the registry "
+        "without --preserve-digests (so gzipped there), pulled into oci:",
     )  # fmt: skip
     ap.add_argument("--nginx-auto", action="store_true", help="also nginx with worker_processes auto")
     args = ap.parse_args(argv)
