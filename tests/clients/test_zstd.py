@@ -16,14 +16,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from crane_fedora.views.ui import human_size
 from fixtures.zstd_images import CHANGED, CHUNKED_POSITION, ZSTD_LAYER, ZstdLayout, build_zstd_images
 from pulp_fedora_mirror import layout as tree_layout
 from tests.harness import clients
@@ -145,6 +148,26 @@ def test_export_keeps_zstd_layers_and_chunked_annotations(
 
 
 @pytest.mark.parametrize("name", ["zstd", "zstd-chunked"])
+def test_repository_page_sums_zstd_sizes(
+    zstd_crane: CraneStack, tls_ca: TLSFiles, zstd_layouts: dict[str, ZstdLayout], name: str
+) -> None:
+    """The browsable page's sizes are the descriptors' compressed sizes, whatever the compression:
+    each tag config + layer, the repository every distinct blob once."""
+    ctx = ssl.create_default_context(cafile=str(tls_ca.ca_cert))
+    url = f"{zstd_crane.crane_url}/r/{NAMESPACE}/{name}"
+    with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+        page = r.read().decode()
+    blobs: dict[str, int] = {}
+    for tag, image in zstd_layouts[name].images.items():
+        descs = [image.manifest["config"], *image.layers]
+        sizes = {str(d["digest"]): int(str(d["size"])) for d in descs}  # type: ignore[index]
+        blobs.update(sizes)
+        row = re.search(rf'<tr id="tag-{tag}">(.*?)</tr>', page, re.S)
+        assert row and f"<td>{human_size(sum(sizes.values()))}</td>" in row.group(1)
+    assert f"<dt>Total size</dt><dd>{human_size(sum(blobs.values()))}</dd>" in page
+
+
+@pytest.mark.parametrize("name", ["zstd", "zstd-chunked"])
 @pytest.mark.parametrize("dest", ["dir", "oci"])
 def test_skopeo_through_crane(
     zstd_crane: CraneStack, tls_ca: TLSFiles, zstd_layouts: dict[str, ZstdLayout], name: str, dest: str,
@@ -216,6 +239,25 @@ def pulled_files(stack: CraneStack, root: Path, tag: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in (Path(upper) / "data").iterdir()}
 
 
+def partial_pulls(
+    stack: CraneStack, tls: TLSFiles, layouts: dict[str, ZstdLayout], log: Path, store: Path
+) -> dict[str, list[Fetch]]:
+    """Partial-pull ``v1`` into an empty store, then ``v2`` into the same store; check each
+    image (digest, every file's bytes) and return the layer's GETs in ``log`` per tag."""
+    root = store / "root"
+    images = layouts["zstd-chunked"].images
+    out = {}
+    for tag in ("v1", "v2"):
+        before = log_lines(log)
+        res = partial_pull(stack, tls, root, tag)
+        assert res.digest == images[tag].digest
+        layer = images[tag].layers[0]
+        assert f"Retrieved partial blob {layer['digest']}" in res.stderr
+        assert pulled_files(stack, root, tag) == images[tag].files
+        out[tag] = [f for f in fetches(log, before) if f"sha256:{f.hex}" == layer["digest"]]
+    return out
+
+
 def test_podman_partial_pull_through_crane_fetches_byte_ranges(
     zstd_crane: CraneStack, tls_ca: TLSFiles, zstd_layouts: dict[str, ZstdLayout], tmp_path: Path
 ) -> None:
@@ -224,22 +266,52 @@ def test_podman_partial_pull_through_crane_fetches_byte_ranges(
     answers 206 multipart/byteranges). Pulling ``v2`` into a store holding ``v1`` fetches only
     the two changed files; the image has the right digest and every file the right bytes."""
     assert zstd_crane.mirror is not None
-    log = zstd_crane.mirror.access_log_path
-    root = tmp_path / "store" / "root"
-    images = zstd_layouts["zstd-chunked"].images
-    for tag in ("v1", "v2"):
-        before = log_lines(log)
-        res = partial_pull(zstd_crane, tls_ca, root, tag)
-        assert res.digest == images[tag].digest
-        layer = images[tag].layers[0]
-        assert f"Retrieved partial blob {layer['digest']}" in res.stderr
-        got = [f for f in fetches(log, before) if f"sha256:{f.hex}" == layer["digest"]]
-        assert got and all(f.status == 206 and f.ranges for f in got), got  # never the whole blob
-        toc, files = got[0], got[-1]
-        size = int(str(layer["size"]))
-        assert len(got) == 2 and len(toc.ranges) == 1 and toc.ranges[0][1] < size
+    got = partial_pulls(zstd_crane, tls_ca, zstd_layouts, zstd_crane.mirror.access_log_path, tmp_path)
+    for tag, layer_gets in got.items():
+        size = int(str(zstd_layouts["zstd-chunked"].images[tag].layers[0]["size"]))
+        assert all(f.status == 206 and f.ranges for f in layer_gets), layer_gets  # never the whole blob
+        assert len(layer_gets) == 2, layer_gets
+        toc, files = layer_gets
+        assert len(toc.ranges) == 1 and toc.ranges[0][1] < size
         # v1 into an empty store: the five files; v2: only b and d, with c between them: two ranges
         assert len(files.ranges) > 1 if tag == "v1" else len(files.ranges) == len(CHANGED)
-        if tag == "v2":
-            assert sum(f.sent for f in got) < size // 2
-        assert pulled_files(zstd_crane, root, tag) == images[tag].files
+    v2_size = int(str(zstd_layouts["zstd-chunked"].images["v2"].layers[0]["size"]))
+    assert sum(f.sent for f in got["v2"]) < v2_size // 2
+
+
+def test_partial_pull_ranges_survive_a_second_redirect(
+    state_dir: Path, tls_ca: TLSFiles, zstd_layouts: dict[str, ZstdLayout], tmp_path: Path
+) -> None:
+    """The mirror URL is MirrorManager's redirector, which redirects again, to a mirror: the
+    ``Range:`` header must survive both redirects (crane's and the redirector's). Here the
+    "redirector" nginx sends every blob on to the master nginx, which answers the ranges."""
+    base = state_dir / "zstd-redirector"
+    stack = exported_stack(base, tls_ca, {"zstd-chunked": zstd_layouts["zstd-chunked"]})
+    assert stack.mirror is not None
+    stack.mirror.extra_locations = (
+        f"location ~ ^/mirror/containers/(blobs/.*)$ {{ return 302 {stack.master_url}$1; }}"
+    )
+    with stack:
+        got = partial_pulls(stack, tls_ca, zstd_layouts, stack.master.access_log_path, tmp_path)
+        redirected = [f for f in fetches(stack.mirror.access_log_path) if f.ranges]
+    assert redirected and all(f.status == 302 for f in redirected)
+    for layer_gets in got.values():
+        assert len(layer_gets) == 2 and all(f.status == 206 and f.ranges for f in layer_gets), layer_gets
+    assert len(got["v2"][1].ranges) == len(CHANGED)
+
+
+def test_partial_pull_from_a_mirror_that_ignores_range(
+    state_dir: Path, tls_ca: TLSFiles, zstd_layouts: dict[str, ZstdLayout], tmp_path: Path
+) -> None:
+    """A mirror that answers ``Range:`` with the whole blob (200; nginx ``max_ranges 0``, or a
+    multi-range request to ``max_ranges 1``) still gives podman a correct image, but each of its
+    two requests per layer then downloads the whole blob: twice the bytes of an ordinary pull."""
+    base = state_dir / "zstd-norange"
+    stack = exported_stack(base, tls_ca, {"zstd-chunked": zstd_layouts["zstd-chunked"]})
+    assert stack.mirror is not None
+    stack.mirror.extra_http = "max_ranges 0;"
+    with stack:
+        got = partial_pulls(stack, tls_ca, zstd_layouts, stack.mirror.access_log_path, tmp_path)
+    for tag, layer_gets in got.items():
+        size = int(str(zstd_layouts["zstd-chunked"].images[tag].layers[0]["size"]))
+        assert [(f.status, f.sent, bool(f.ranges)) for f in layer_gets] == [(200, size, True)] * 2
