@@ -21,7 +21,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,23 +31,13 @@ from pulp_fedora_mirror import layout as tree_layout
 from tests.harness import clients
 from tests.harness.containerd import Containerd
 from tests.harness.crane import CraneStack
+from tests.harness.partial import Fetch, fetches, log_lines, podman_partial_pull, top_layer_files
 from tests.harness.tls import TLSFiles
 
 pytestmark = [pytest.mark.services, pytest.mark.clients]
 
 CLI = [sys.executable, "-c", "import sys; from pulp_fedora_mirror.cli import main; sys.exit(main())"]
 NAMESPACE = "test"
-#: podman's storage.conf for partial pulls (containers-storage.conf(5) of c/storage 1.43, the
-#: version podman 4.3 vendors). It must name graphroot and runroot ("runroot must be set"), even
-#: though the harness's ``--root``/``--runroot`` options win over them.
-PARTIAL_PULL_CONF = """[storage]
-driver = "overlay"
-graphroot = "{root}"
-runroot = "{root}-run"
-[storage.options]
-pull_options = {{enable_partial_images = "true", use_hard_links = "false", ostree_repos = ""}}
-"""
-LOG_RE = re.compile(r'"GET \S*/blobs/sha256/../([0-9a-f]{64}) HTTP/[\d.]+" (\d{3}) (\d+) range="([^"]*)"')
 
 
 def fedora_mirror(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,34 +71,6 @@ def zstd_crane(
 ) -> Iterator[CraneStack]:
     with exported_stack(state_dir / "zstd-stack", tls_ca, zstd_layouts) as stack:
         yield stack
-
-
-@dataclass(frozen=True)
-class Fetch:
-    """One blob GET nginx answered (harness access log format)."""
-
-    hex: str
-    status: int
-    sent: int
-    ranges: tuple[tuple[int, int], ...]
-
-
-def fetches(log: Path, since: int = 0) -> list[Fetch]:
-    """Blob GETs in ``log`` from line ``since`` on, with the ``Range`` header's ranges."""
-    out = []
-    for line in log.read_text().splitlines()[since:]:
-        m = LOG_RE.search(line)
-        if m:
-            spec = m.group(4)
-            ranges = ()
-            if spec.startswith("bytes="):
-                ranges = tuple(tuple(int(x) for x in r.split("-")) for r in spec[6:].split(","))
-            out.append(Fetch(m.group(1), int(m.group(2)), int(m.group(3)), ranges))  # type: ignore[arg-type]
-    return out
-
-
-def log_lines(log: Path) -> int:
-    return len(log.read_text().splitlines()) if log.exists() else 0
 
 
 def ref(stack: CraneStack, name: str, tag: str) -> str:
@@ -221,24 +182,6 @@ def test_ctr_through_crane(
     assert res.digest == zstd_layouts[name].images["v1"].digest
 
 
-def partial_pull(stack: CraneStack, tls: TLSFiles, root: Path, tag: str) -> clients.PullResult:
-    conf = root.parent / "storage.conf"
-    root.mkdir(parents=True, exist_ok=True)
-    conf.write_text(PARTIAL_PULL_CONF.format(root=root))
-    return clients.podman_pull(
-        ref(stack, "zstd-chunked", tag), root=root, cert_dir=tls.cert_dir(),
-        storage_driver="overlay", storage_conf=conf, log_level="debug",
-    )  # fmt: skip
-
-
-def pulled_files(stack: CraneStack, root: Path, tag: str) -> dict[str, bytes]:
-    """The files of the pulled image's (only) layer, read from podman's overlay storage."""
-    upper = clients.podman_image_inspect(
-        ref(stack, "zstd-chunked", tag), "{{.GraphDriver.Data.UpperDir}}", root=root, storage_driver="overlay"
-    )
-    return {p.name: p.read_bytes() for p in (Path(upper) / "data").iterdir()}
-
-
 def partial_pulls(
     stack: CraneStack, tls: TLSFiles, layouts: dict[str, ZstdLayout], log: Path, store: Path
 ) -> dict[str, list[Fetch]]:
@@ -249,11 +192,11 @@ def partial_pulls(
     out = {}
     for tag in ("v1", "v2"):
         before = log_lines(log)
-        res = partial_pull(stack, tls, root, tag)
+        res = podman_partial_pull(ref(stack, "zstd-chunked", tag), root=root, cert_dir=tls.cert_dir())
         assert res.digest == images[tag].digest
         layer = images[tag].layers[0]
         assert f"Retrieved partial blob {layer['digest']}" in res.stderr
-        assert pulled_files(stack, root, tag) == images[tag].files
+        assert top_layer_files(ref(stack, "zstd-chunked", tag), root=root, under="data") == images[tag].files
         out[tag] = [f for f in fetches(log, before) if f"sha256:{f.hex}" == layer["digest"]]
     return out
 
