@@ -80,8 +80,9 @@ def ref(stack: CraneStack, name: str, tag: str) -> str:
 def test_export_keeps_zstd_layers_and_chunked_annotations(
     zstd_crane: CraneStack, tls_ca: TLSFiles, zstd_layouts: dict[str, ZstdLayout]
 ) -> None:
-    """The tree verifies, the metadata records each zstd layer with its size, and crane serves the
-    manifests byte for byte, zstd:chunked's table-of-contents annotations included."""
+    """The tree verifies, the metadata records each zstd layer with its size and the image facts
+    (platform, labels), and crane serves the manifests byte for byte, zstd:chunked's
+    table-of-contents annotations included."""
     res = fedora_mirror("verify", str(zstd_crane.tree), "--metadata-dir", str(zstd_crane.metadata_dir))
     assert "OK" in res.stdout
     for name, lay in zstd_layouts.items():
@@ -90,6 +91,9 @@ def test_export_keeps_zstd_layers_and_chunked_annotations(
         )
         for tag, image in lay.images.items():
             assert meta["tags"][tag] == image.digest
+            facts = meta["manifests"][image.digest]  # imagefacts: from the config, not the layers
+            assert facts["platform"] == {"os": "linux", "architecture": "amd64"}
+            assert facts["labels"] == {"org.example.fixture": f"zstd-{tag}"}
             for layer in image.layers:
                 assert layer["mediaType"] == ZSTD_LAYER
                 assert meta["blobs"][layer["digest"]]["size"] == layer["size"]
