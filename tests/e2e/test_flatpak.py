@@ -11,6 +11,7 @@ test with its own HOME. The stand-alone path (``fedora-mirror export`` of the bu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -128,6 +129,40 @@ def test_standalone_export_of_bundles(
     entry = doc["manifests"][build.app_digest]
     assert entry["labels"]["org.flatpak.ref"] == build.app_ref
     assert entry["platform"] == {"os": "linux", "architecture": "amd64"}
+    with stack:
+        _install_and_run(stack, tls_ca, work / "home", build, [APP_NAME, RUNTIME_NAME])
+
+
+@pytest.mark.parametrize("compression", ["zstd", "zstd:chunked"])
+def test_standalone_export_of_zstd_bundles(
+    builds: dict[int, FlatpakBuild], tls_ca: TLSFiles, state_dir: Path, compression: str
+) -> None:
+    """flatpak 1.14 installs and runs a Flatpak whose layers skopeo recompressed to zstd (or
+    zstd:chunked), found through crane's Flatpak index like any other (docs/crane.md)."""
+    work = state_dir / uid("flatpak-zstd")
+    work.mkdir()
+    converted = {}
+    for what, layout in (("app", builds[1].app_layout), ("runtime", builds[1].runtime_layout)):
+        dest = work / f"{what}-zstd"
+        res = clients.skopeo_copy(
+            f"oci:{layout}:latest", f"oci:{dest}:latest", extra_args=["--dest-compress-format", compression]
+        )
+        raw = clients.skopeo_inspect(f"oci:{dest}:latest", raw=True)
+        assert isinstance(raw, bytes)
+        assert {la["mediaType"] for la in json.loads(raw)["layers"]} == {
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        }
+        converted[what] = (dest, res.digest)
+    build = dataclasses.replace(
+        builds[1], app_digest=converted["app"][1], runtime_digest=converted["runtime"][1]
+    )
+    tree, metadata = work / "containers", work / "metadata"
+    stack = _crane_stack(work / "stack", tree, metadata, tls_ca)
+    for (layout, _digest), name in ((converted["app"], APP_NAME), (converted["runtime"], RUNTIME_NAME)):
+        fedora_mirror(
+            "export", str(layout), "--name", name, "--root", str(tree), "--metadata-dir", str(metadata),
+            "--master-url", stack.master_url, "--mirror-url", str(stack.mirror_url), home=work,
+        ).check()  # fmt: skip
     with stack:
         _install_and_run(stack, tls_ca, work / "home", build, [APP_NAME, RUNTIME_NAME])
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -200,6 +201,41 @@ def skopeo_inspect(
     return json.loads(res.stdout)
 
 
+def _podman_runroot(root: Path) -> Path:
+    """A fresh, short (podman allows ≤ 50 characters) runroot for ``root``, the same path for the
+    same root: podman records it in its database at the first call and refuses another one
+    later ("database configuration mismatch"), so calls on one store must agree."""
+    runroot = Path("/tmp") / f"pm-{hashlib.sha256(str(root).encode()).hexdigest()[:16]}"
+    shutil.rmtree(runroot, ignore_errors=True)
+    runroot.mkdir(mode=0o700)
+    return runroot
+
+
+def _podman_base(root: Path, runroot: Path, storage_driver: str) -> list[str]:
+    return [
+        "podman",
+        "--root", str(root),
+        "--runroot", str(runroot),
+        "--storage-driver", storage_driver,
+        "--events-backend", "file",
+        "--cgroup-manager", "cgroupfs",
+        "--tmpdir", str(runroot / "tmp"),
+    ]  # fmt: skip
+
+
+def podman_image_inspect(
+    ref: str, fmt: str, *, root: str | os.PathLike[str], storage_driver: str = "vfs", timeout: float = 60
+) -> str:
+    """``podman image inspect --format FMT REF`` in the storage a :func:`podman_pull` filled."""
+    root = Path(root).resolve()
+    runroot = _podman_runroot(root)
+    try:
+        cmd = [*_podman_base(root, runroot, storage_driver), "image", "inspect"]
+        return _run([*cmd, "--format", fmt, ref], timeout, {"TMPDIR": str(runroot)}).stdout.strip()
+    finally:
+        shutil.rmtree(runroot, ignore_errors=True)
+
+
 def podman_pull(
     ref: str,
     *,
@@ -210,12 +246,19 @@ def podman_pull(
     timeout: float = 180,
     policy: str | os.PathLike[str] | None = None,
     env: dict[str, str] | None = None,
+    storage_driver: str = "vfs",
+    storage_conf: str | os.PathLike[str] | None = None,
+    log_level: str | None = None,
 ) -> PullResult:
-    """``podman pull`` into its own vfs storage at ``root`` (use a fresh root per case).
+    """``podman pull`` into its own storage at ``root`` (vfs unless ``storage_driver``; use a fresh
+    root per case, or the same one to pull into a store that already holds other images).
 
     ``policy``: a signature policy (default: accept anything). ``env``: e.g. ``HOME`` whose
     ``.config/containers/registries.d`` podman then reads instead of the system's (podman has no
-    ``--registries.d`` option).
+    ``--registries.d`` option). ``storage_conf``: a ``storage.conf`` (``CONTAINERS_STORAGE_CONF``)
+    for what has no option, e.g. ``[storage.options] pull_options`` (partial pulls); ``--root``,
+    ``--runroot`` and ``--storage-driver`` still win over it. ``log_level``: ``debug`` puts
+    containers/image's decisions (e.g. "Retrieved partial blob") in ``stderr``.
 
     ``ref`` is ``host:port/repo:tag`` or ``…@sha256:…`` (no transport). ``digest`` is podman's
     ``.Digest`` of the pulled image (the list digest when pulling a list), ``digests`` its
@@ -223,17 +266,13 @@ def podman_pull(
     """
     root = Path(root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    runroot = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))  # ≤ 50 chars, podman's limit
-    base = [
-        "podman",
-        "--root", str(root),
-        "--runroot", str(runroot),
-        "--storage-driver", "vfs",
-        "--events-backend", "file",
-        "--cgroup-manager", "cgroupfs",
-        "--tmpdir", str(runroot / "tmp"),
-    ]  # fmt: skip
+    runroot = _podman_runroot(root)
+    base = _podman_base(root, runroot, storage_driver)
     env = {**(env or {}), "TMPDIR": str(runroot)}
+    if storage_conf is not None:
+        env["CONTAINERS_STORAGE_CONF"] = str(storage_conf)
+    if log_level:
+        base += ["--log-level", log_level]
     try:
         cmd = [*base, "pull", "--quiet", "--signature-policy", str(policy or policy_path())]
         cmd += skopeo_tls_args("", tls_verify, cert_dir)
