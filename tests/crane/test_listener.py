@@ -299,7 +299,10 @@ def test_broker_down_at_start_then_up_then_restarted(tmp_path):
 
             node.start()
             wait_listening(server, 1, timeout=30)
-            assert log_count(server, "metadata reloaded (listener connected)") == 1
+            # "listening" is logged just before the catch-up reload, not after it: wait for that.
+            caught_up = "metadata reloaded (listener connected)"
+            wait_for(lambda: log_count(server, caught_up) >= 1, 10, "the catch-up reload")
+            assert log_count(server, caught_up) == 1
             assert status(server, "/v2/fedora/tools/manifests/while-down") == 200
             repo.tag("after-up", repo.image("3")).write(data_dir)
             publish(url, {"name": "fedora/tools"}, tmp_path / "spool")
