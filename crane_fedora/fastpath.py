@@ -18,15 +18,19 @@ log = logging.getLogger(__name__)
 
 
 def file_iter(environ: dict, body: FileBody) -> Iterable[bytes]:
-    """Stream an open file with the server's ``wsgi.file_wrapper`` when it has one."""
+    """Stream an open file with the server's ``wsgi.file_wrapper`` when it has one, else
+    ``body.size`` bytes from the file's position. Only a whole file goes to the wrapper: PEP 3333
+    lets it send to the end of the file, and only some servers (gunicorn) stop at Content-Length."""
     fh = body.fh
     wrapper = environ.get("wsgi.file_wrapper")
-    if wrapper is not None:
+    if wrapper is not None and body.whole:
         return wrapper(fh, 65536)
 
     def chunks() -> Iterable[bytes]:
+        left = body.size
         with fh:
-            while data := fh.read(65536):
+            while left > 0 and (data := fh.read(min(65536, left))):
+                left -= len(data)
                 yield data
 
     return chunks()

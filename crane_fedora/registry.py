@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import parse_qs, quote
 
+from werkzeug.http import parse_range_header
+
 from crane_fedora.cdn import finish_url
 from crane_fedora.config import Config
 from crane_fedora.metadata.index import Index
@@ -57,12 +59,14 @@ def is_registry_path(path: str) -> bool:
 
 STATUS = {
     200: "200 OK",
+    206: "206 Partial Content",
     301: "301 Moved Permanently",
     302: "302 Found",
     304: "304 Not Modified",
     400: "400 Bad Request",
     404: "404 Not Found",
     405: "405 Method Not Allowed",
+    416: "416 Range Not Satisfiable",
     500: "500 Internal Server Error",
     503: "503 Service Unavailable",
 }
@@ -74,10 +78,13 @@ _digest_match = DIGEST_RE.match
 
 @dataclass(frozen=True, slots=True)
 class FileBody:
-    """An already open file to stream (serve-content mode without X-Sendfile)."""
+    """An already open file to stream (serve-content mode without X-Sendfile): ``size`` bytes from
+    its current position; ``whole`` when that is the entire file (then the server's
+    ``wsgi.file_wrapper`` may send it, e.g. with sendfile)."""
 
     fh: BinaryIO
     size: int
+    whole: bool = True
 
 
 Reply = tuple[str, list[tuple[str, str]], "bytes | FileBody"]
@@ -98,6 +105,33 @@ def error(
         [("Content-Type", JSON), ("Content-Length", str(len(body))), API_HEADER, NOSNIFF, *extra],
         body,
     )
+
+
+def _ranged(fh: BinaryIO, size: int, wanted: str, headers: list[tuple[str, str]]) -> Reply:
+    """A ``Range`` answer for an open file of ``size`` bytes whose 200 ``headers`` are given.
+
+    One satisfiable byte range: 206 with that slice. One range past the end: 416. Anything else
+    (several ranges, another unit, bad syntax): the whole file, which RFC 9110 allows and clients
+    (podman's partial pulls included) accept. Werkzeug parses (and drops malformed specs such as
+    ``bytes=5-1``); the clipping is RFC 9110 14.1.2's.
+    """
+    parsed = parse_range_header(wanted)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return STATUS[200], headers, FileBody(fh, size)
+    start, stop = parsed.ranges[0]  # stop is exclusive, None: to the end
+    if start < 0:  # a suffix: the last -start bytes, all of them when the file is shorter
+        start, stop = max(0, size + start), size
+    stop = size if stop is None else min(stop, size)
+    if start >= stop:
+        fh.close()
+        return error(
+            416, "RANGE_INVALID", "requested range not satisfiable", {"size": size},
+            (("Content-Range", f"bytes */{size}"),),
+        )  # fmt: skip
+    fh.seek(start)
+    headers = [(k, str(stop - start) if k == "Content-Length" else v) for k, v in headers]
+    headers.append(("Content-Range", f"bytes {start}-{stop - 1}/{size}"))
+    return STATUS[206], headers, FileBody(fh, stop - start, whole=start == 0 and stop == size)
 
 
 def _json_reply(doc: object, head: bool, extra: list[tuple[str, str]] | None = None) -> Reply:
@@ -461,7 +495,7 @@ class Registry:
                     return error(400, "DIGEST_INVALID", "invalid digest", {"digest": ref[:300]})
             rel, media_type = self._pulp2_manifest(repo, ref, environ.get("HTTP_ACCEPT"))
         if self.serve_content:
-            return self._send_file(repo, rel, media_type, keyword, head)
+            return self._send_file(repo, rel, media_type, keyword, head, environ)
         location = finish_url(join_url(repo.url, rel), self.config)
         return STATUS[302], [("Location", location), ("Content-Length", "0"), API_HEADER], b""
 
@@ -488,7 +522,9 @@ class Registry:
             return f"manifests/2/{ref}", DOCKER_MANIFEST
         return f"manifests/1/{ref}", JSON
 
-    def _send_file(self, repo: Pulp2Repo, rel: str, media_type: str, keyword: str, head: bool) -> Reply:
+    def _send_file(
+        self, repo: Pulp2Repo, rel: str, media_type: str, keyword: str, head: bool, environ: dict
+    ) -> Reply:
         """Crane's serve-content mode: ``<content_dir_v2>/<repository>/<rel>``."""
         unknown = {"manifests": "MANIFEST_UNKNOWN", "blobs": "BLOB_UNKNOWN"}.get(keyword, "NAME_UNKNOWN")
         # One path component of Pulp 2's repository-id alphabet: no "/", no leading ".", no NUL
@@ -517,7 +553,11 @@ class Registry:
         ]
         if self.config.use_x_sendfile or head:
             fh.close()
-            if self.config.use_x_sendfile:
+            if self.config.use_x_sendfile:  # Apache answers Range itself
                 headers.append(("X-Sendfile", os.path.abspath(path)))
             return STATUS[200], headers, b""
+        headers.append(("Accept-Ranges", "bytes"))
+        wanted = environ.get("HTTP_RANGE")
+        if wanted is not None and "HTTP_IF_RANGE" not in environ:  # no validator to match If-Range
+            return _ranged(fh, st.st_size, wanted, headers)
         return STATUS[200], headers, FileBody(fh, st.st_size)
