@@ -348,18 +348,30 @@ class MirrorPruneSerializer(serializers.Serializer):
 TAG_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
-def _tag_field(help_text: str) -> serializers.RegexField:
-    return serializers.RegexField(
-        regex=TAG_REGEX,
-        max_length=128,
-        help_text=help_text,
-        error_messages={
-            "invalid": _(
-                "'{value}' is not a valid tag: ASCII letters, digits, '_', '.', '-', not starting "
-                "with '.' or '-'."
-            )
-        },
-    )
+class _TagField(serializers.RegexField):
+    """A tag name: a JSON string matching :data:`TAG_REGEX`.
+
+    DRF's CharField reports a wrong type (a list, an object, a boolean) with the same ``invalid``
+    message as a wrong pattern but formats it without the value: a message naming the value made
+    that a KeyError, a 500. Wrong types get their own message here; the pattern's message names the
+    value the Django way (``%(value)s``, filled in by the RegexValidator).
+    """
+
+    default_error_messages = {
+        "invalid": _(
+            "'%(value)s' is not a valid tag: ASCII letters, digits, '_', '.', '-', not starting "
+            "with '.' or '-'."
+        ),
+        "not_a_string": _("A tag must be a string, not {type}."),
+    }
+
+    def __init__(self, help_text: str) -> None:
+        super().__init__(regex=TAG_REGEX, max_length=128, help_text=help_text)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string", type=type(data).__name__)
+        return super().to_internal_value(data)
 
 
 class MirrorPromoteSerializer(serializers.Serializer):
@@ -378,7 +390,7 @@ class MirrorPromoteSerializer(serializers.Serializer):
         help_text=_("Container repository that gets the new version (e.g. the stable one)."),
     )
     tags = serializers.ListField(
-        child=_tag_field(_("A tag of the source version.")),
+        child=_TagField(_("A tag of the source version.")),
         required=False,
         default=list,
         help_text=_("Source tags, each copied under its own name (with aliases: exactly one)."),
@@ -392,7 +404,7 @@ class MirrorPromoteSerializer(serializers.Serializer):
         error_messages={"invalid": _("digest must look like sha256:<64 lower-case hex digits>")},
     )
     aliases = serializers.ListField(
-        child=_tag_field(_("A tag name to create in the destination.")),
+        child=_TagField(_("A tag name to create in the destination.")),
         required=False,
         default=list,
         help_text=_("More tags for the build, e.g. ['41', 'latest'] (or ['testing'])."),

@@ -112,3 +112,42 @@ def test_odd_exporter_id_in_the_exports_url_is_404(api: PulpApi, plain_user: Pul
     for client in (api, plain_user):
         assert client.get(href).status_code == 404, (client.s.auth[0], pk)
         assert client.post(href, {"repository": "x"}).status_code == 404, (client.s.auth[0], pk)
+
+
+def test_odd_promote_requests_are_400(api: PulpApi, synced_repo: SyncedRepo) -> None:
+    """Odd tag and alias items behind valid repository hrefs (found by fuzzing the endpoint): a tag
+    that is a list, an object or a boolean was a 500 (KeyError in the error message template)."""
+    dest = api.ok(api.post("repositories/container/container/", {"name": uid("odd-dest")}), 201)
+    valid = {
+        "source_repository_version": synced_repo.version_href,
+        "destination_repository": dest["pulp_href"],
+    }
+    digest = {"digest": "sha256:" + "0" * 64}
+    bodies: list[dict[str, Any]] = [
+        {"tags": [[]]},
+        {"tags": [{}]},
+        {"tags": [True]},
+        {"tags": [None]},
+        {"tags": ["latest"], "aliases": [[]]},
+        {"tags": ["latest"], "aliases": [{"a": 1}]},
+        {**digest, "aliases": [False]},
+        {"tags": "latest"},
+        {"tags": ["latest"], "aliases": "41"},
+        {"digest": []},
+        {"digest": {"a": 1}},
+        {"source_repository": [], "tags": ["latest"]},
+        {"destination_repository": {}, "tags": ["latest"]},
+    ]
+    bad = []
+    for body in bodies:
+        resp = api.request("post", "fedora_mirror/promote/", json={**valid, **body})
+        if resp.status_code != 400:
+            bad.append((body, resp.status_code, resp.text[:200]))
+    assert bad == [], "\n".join(repr(b)[:250] for b in bad)
+    # The message names the offending value (it used to show a literal '{value}').
+    body = {**valid, "tags": ["latest"], "aliases": ["a b"]}
+    resp = api.request("post", "fedora_mirror/promote/", json=body)
+    assert resp.status_code == 400, resp.text
+    message = "'a b' is not a valid tag: ASCII letters, digits, '_', '.', '-', not starting with '.' or '-'."
+    assert resp.json() == {"aliases": {"0": [message]}}
+    assert api.ok(api.get(dest["pulp_href"]), 200)["latest_version_href"].endswith("/versions/0/")
