@@ -346,6 +346,9 @@ class MirrorPruneSerializer(serializers.Serializer):
 
 #: pulp-container's rule for tag names (``pulp_container.app.serializers.VALID_TAG_REGEX``).
 TAG_REGEX = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+#: At most this many ``tags`` or ``aliases`` per promote: a build has a handful, and each is checked
+#: (and looked up) before the task is dispatched, so an unbounded list was unbounded work.
+MAX_TAGS = 256
 
 
 class _TagField(serializers.RegexField):
@@ -391,6 +394,7 @@ class MirrorPromoteSerializer(serializers.Serializer):
     )
     tags = serializers.ListField(
         child=_TagField(_("A tag of the source version.")),
+        max_length=MAX_TAGS,
         required=False,
         default=list,
         help_text=_("Source tags, each copied under its own name (with aliases: exactly one)."),
@@ -405,6 +409,7 @@ class MirrorPromoteSerializer(serializers.Serializer):
     )
     aliases = serializers.ListField(
         child=_TagField(_("A tag name to create in the destination.")),
+        max_length=MAX_TAGS,
         required=False,
         default=list,
         help_text=_("More tags for the build, e.g. ['41', 'latest'] (or ['testing'])."),

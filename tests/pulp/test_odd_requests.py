@@ -14,6 +14,8 @@ from tests.pulp.client import PulpApi
 from tests.pulp.conftest import EXPORTERS, SyncedRepo, uid
 
 ZERO = "00000000-0000-0000-0000-000000000000"
+#: pulp_fedora_mirror.app.serializers.MAX_TAGS (not imported: it needs Django set up)
+MAX_TAGS = 256
 
 
 def test_odd_export_requests_are_400(api: PulpApi, make_exporter: Any, synced_repo: SyncedRepo) -> None:
@@ -150,4 +152,9 @@ def test_odd_promote_requests_are_400(api: PulpApi, synced_repo: SyncedRepo) -> 
     assert resp.status_code == 400, resp.text
     message = "'a b' is not a valid tag: ASCII letters, digits, '_', '.', '-', not starting with '.' or '-'."
     assert resp.json() == {"aliases": {"0": [message]}}
+    # A bound on the lists: a build has a handful of tags, and each is checked before dispatching.
+    body = {**valid, "tags": ["latest"], "aliases": [f"a{i}" for i in range(MAX_TAGS + 1)]}
+    resp = api.request("post", "fedora_mirror/promote/", json=body)
+    assert resp.status_code == 400, resp.text
+    assert "aliases" in resp.json() and str(MAX_TAGS) in resp.text
     assert api.ok(api.get(dest["pulp_href"]), 200)["latest_version_href"].endswith("/versions/0/")
