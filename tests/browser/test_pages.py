@@ -10,8 +10,10 @@ no console error (a CSP violation would be one).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,22 @@ def open_page(browser, url: str) -> None:
     browser.find_element("css selector", "main")  # the document is there
 
 
+@contextlib.contextmanager
+def navigation(browser, timeout: float = 15) -> Iterator[None]:
+    """The block starts a page load (a click on a link, a form submitted): wait until the new
+    document has replaced the old one and has its ``main``. Without it a lookup right after the
+    click could run on the old page (seen with Chromium 156.0.8078.114: the search test read the
+    old page's count)."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element("tag name", "html")
+    yield
+    wait = WebDriverWait(browser, timeout)
+    wait.until(expected_conditions.staleness_of(old))
+    wait.until(lambda d: d.find_elements("css selector", "main"))
+
+
 def shoot(browser, directory: Path, name: str) -> Path:
     """Full-width screenshot of the current page; assert it decodes and is not blank."""
     height, chrome = browser.execute_script(
@@ -137,7 +155,8 @@ def test_search_narrows_the_list(browser, ui_stack: CraneStack, screenshot_dir: 
     box = browser.find_element("id", "q")
     assert box.accessible_name == "Search repository names" and box.aria_role == "searchbox"
     box.send_keys("multi")
-    browser.find_element("css selector", "form.search button[type=submit]").click()
+    with navigation(browser):
+        browser.find_element("css selector", "form.search button[type=submit]").click()
     browser.find_element("xpath", "//p[@id='count'][contains(., 'matching')]")
     names = {a.text for a in browser.find_elements("css selector", "table.repos a")}
     assert names == {"test/multi-docker", "test/multi-oci"}
@@ -145,7 +164,8 @@ def test_search_narrows_the_list(browser, ui_stack: CraneStack, screenshot_dir: 
     assert browser.find_element("id", "q").get_attribute("value") == "multi"
     shoot(browser, screenshot_dir, "search")
     browser.find_element("id", "q").clear()
-    browser.find_element("id", "q").send_keys("no-such-thing\n")
+    with navigation(browser):
+        browser.find_element("id", "q").send_keys("no-such-thing\n")
     browser.find_element("xpath", "//p[@id='count'][contains(., 'No repository name contains')]")
     assert browser.find_elements("css selector", "table.repos") == []
 
@@ -154,7 +174,8 @@ def test_repository_page(
     browser, ui_stack: CraneStack, fixture_images: dict[str, FixtureImage], screenshot_dir: Path
 ) -> None:
     open_page(browser, ui_stack.crane_url + "/")
-    browser.find_element("link text", "test/multi-oci").click()
+    with navigation(browser):
+        browser.find_element("link text", "test/multi-oci").click()
     assert browser.find_element("css selector", "h1").text == "test/multi-oci"
     image = fixture_images["multi-oci"]
     row = browser.find_element("id", "tag-latest")
@@ -191,7 +212,8 @@ def test_flatpak_repository_page(browser, ui_stack: CraneStack, screenshot_dir: 
 
 def test_help_page(browser, ui_stack: CraneStack, screenshot_dir: Path) -> None:
     open_page(browser, ui_stack.crane_url + "/")
-    browser.find_element("link text", "Set up podman and flatpak").click()
+    with navigation(browser):
+        browser.find_element("link text", "Set up podman and flatpak").click()
     text = browser.find_element("css selector", "main").text
     assert f"lookaside: {ui_stack.master_url}signatures" in text
     assert '"signedBy"' in text and f"oci+https://{ui_stack.crane_host}" in text
@@ -239,11 +261,13 @@ def test_pages_work_without_javascript(browser, ui_stack: CraneStack) -> None:
     browser.execute_cdp_cmd("Emulation.setScriptExecutionDisabled", {"value": True})
     try:
         open_page(browser, ui_stack.crane_url + "/")
-        browser.find_element("id", "q").send_keys("single\n")
+        with navigation(browser):
+            browser.find_element("id", "q").send_keys("single\n")
         browser.find_element("xpath", "//p[@id='count'][contains(., 'matching')]")
         names = {a.text for a in browser.find_elements("css selector", "table.repos a")}
         assert names == {"test/single-docker", "test/single-oci"}
-        browser.find_element("link text", "test/single-oci").click()
+        with navigation(browser):
+            browser.find_element("link text", "test/single-oci").click()
         command = f"podman pull {ui_stack.crane_host}/test/single-oci:latest"
         assert browser.find_element("id", "pull-cmd").text == command
         assert browser.find_elements("css selector", "button.copy") == []  # only the script adds them
